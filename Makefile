@@ -1,0 +1,58 @@
+# Convenience front end over Meson.  The two set-up commands in the README:
+#   make run    install what is needed, build, boot the built-in demo guest
+#   make check  install what is needed, build, run every test suite
+# Both work as root on a fresh Debian 12 machine.
+
+BUILD     ?= build
+ASAN      ?= build-asan
+MESON     ?= meson
+DEB_PKGS  := build-essential clang meson ninja-build pkg-config python3 \
+             qemu-system-x86 busybox-static cpio kmod libclang-rt-14-dev
+GUEST     := $(BUILD)/guest/hello.elf
+RUN_ARGS  ?= --cpus 2 --memory 256M --kernel $(GUEST) --cmdline "expect_mem_mib=256 demo"
+
+.PHONY: all deps build run check check-asan bench clean
+
+all: build
+
+# Installs the Debian packages keel builds and tests with (skipped when present).
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/build.ninja:
+	$(MESON) setup $(BUILD)
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# Boots the demo guest.  Without /dev/kvm (e.g. in a VM without nested
+# virtualization) keel runs inside an emulated machine that has it.
+run: deps build
+	@if [ -c /dev/kvm ] && [ -r /dev/kvm ]; then \
+		$(BUILD)/keel run $(RUN_ARGS); \
+	else \
+		echo "make run: no usable /dev/kvm here; running keel inside an emulated L1 VM with KVM (tests/nested)"; \
+		tests/nested/run-in-l1 -- $(BUILD)/keel run $(RUN_ARGS); \
+	fi
+
+check: deps build
+	$(MESON) test -C $(BUILD) --print-errorlogs --num-processes 2 || true
+	$(MAKE) --no-print-directory check-asan
+	@python3 tests/summary.py $(BUILD) $(ASAN)
+
+# The same unit, CLI and keel guest tests built with ASan and UBSan.
+check-asan: deps
+	@[ -f $(ASAN)/build.ninja ] || $(MESON) setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(ASAN)
+	$(MESON) test -C $(ASAN) --print-errorlogs --num-processes 2 --suite unit --suite cli --suite keel || true
+
+bench: build
+	python3 bench/run.py --build $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* Command-line parsing for `keel`: flags to a keel_config. */
+#ifndef KEEL_CLI_ARGS_H
+#define KEEL_CLI_ARGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <keel/keel.h>
+
+#define CLI_MAX_SERIAL 4
+
+struct cli_run {
+	unsigned int cpus;
+	uint64_t memory;
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	const char *serial[CLI_MAX_SERIAL];
+	int nr_serial;
+	keel_reset_action on_reset;
+	bool hugepages;
+};
+
+/* Parses `keel run` flags (argv[0] is "run"); on error prints to stderr. */
+int cli_parse_run(int argc, char **argv, struct cli_run *run);
+/* Parses "512M", "2G", "1048576K" or plain MiB ("512"); 0 on error. */
+uint64_t cli_parse_size(const char *s);
+/* Builds the configuration; errors come from the library. */
+keel_config *cli_build_config(const struct cli_run *run, keel_error **err);
+void cli_usage(FILE *stream);
+
+#endif

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * keel - virtual machines over KVM, embeddable in any application.
+ *
+ * Conventions used by every function in this header:
+ *  - Handles are opaque and created by a *_new() function, released by the
+ *    matching *_free() (NULL is accepted by every *_free()).
+ *  - Functions that can fail return 0 / a non-NULL pointer on success and
+ *    -1 / NULL on failure.  Their last parameter is `keel_error **err`: when
+ *    it is not NULL and the call fails, *err receives an error object that
+ *    the caller releases with keel_error_free().  Pass NULL to ignore it.
+ *  - Setters on a configuration never fail; everything is checked at once by
+ *    keel_config_validate() (which keel_vm_new() calls too).
+ *  - The library never prints and never exits the process.
+ *  - Objects passed to an *_add_* / *_set_* function that takes ownership
+ *    (documented per function) must not be used or freed by the caller
+ *    afterwards.
+ *
+ * See docs/api.md for a guided tour.
+ */
+#ifndef KEEL_KEEL_H
+#define KEEL_KEEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KEEL_API __attribute__((visibility("default")))
+#else
+#define KEEL_API
+#endif
+
+/* ------------------------------------------------------------------ errors */
+
+typedef enum keel_error_code {
+	KEEL_ERR_INVALID = 1,   /* a value is out of range or malformed */
+	KEEL_ERR_NOT_FOUND,     /* a file or device does not exist */
+	KEEL_ERR_IO,            /* reading or writing a file failed */
+	KEEL_ERR_FORMAT,        /* a file is not in the expected format */
+	KEEL_ERR_TOO_LARGE,     /* something does not fit (guest memory, limits) */
+	KEEL_ERR_KVM,           /* KVM is missing, unusable or refused a request */
+	KEEL_ERR_NOMEM,         /* the host is out of memory */
+	KEEL_ERR_STATE,         /* the operation is not allowed in this state */
+	KEEL_ERR_PERMISSION,    /* the host denied access */
+	KEEL_ERR_UNSUPPORTED,   /* the host or keel lacks the feature */
+	KEEL_ERR_GUEST,         /* the guest stopped abnormally (see message) */
+} keel_error_code;
+
+typedef struct keel_error keel_error;
+
+KEEL_API keel_error_code keel_error_get_code(const keel_error *err);
+/* Human-readable: what failed, which value, and why. */
+KEEL_API const char *keel_error_get_message(const keel_error *err);
+KEEL_API void keel_error_free(keel_error *err);
+
+/* Library version as "MAJOR.MINOR.PATCH". */
+KEEL_API const char *keel_version(void);
+
+/* ------------------------------------------------------- serial attachments */
+
+/*
+ * Where a serial port's bytes go and come from.  An attachment is owned by
+ * whatever it is added to.
+ */
+typedef struct keel_serial_attachment keel_serial_attachment;
+
+/* The process's standard input and output. */
+KEEL_API keel_serial_attachment *keel_serial_attachment_new_stdio(keel_error **err);
+/* Output appended to the file at `path` (created if missing); no input. */
+KEEL_API keel_serial_attachment *keel_serial_attachment_new_file(const char *path,
+								 keel_error **err);
+/*
+ * Input read from `in_fd` (-1 for none), output written to `out_fd` (-1 to
+ * discard).  keel duplicates both descriptors; the caller keeps its own.
+ */
+KEEL_API keel_serial_attachment *keel_serial_attachment_new_fds(int in_fd, int out_fd,
+								keel_error **err);
+KEEL_API void keel_serial_attachment_free(keel_serial_attachment *att);
+
+/* ------------------------------------------------------------ boot loaders */
+
+typedef struct keel_boot_loader keel_boot_loader;
+
+/*
+ * Boots a Linux kernel, or anything that follows one of its boot protocols:
+ * a bzImage (x86 boot protocol >= 2.12, 64-bit entry) or an ELF image with a
+ * PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY), such as an uncompressed vmlinux.
+ * The format is recognised from the file's contents.
+ */
+KEEL_API keel_boot_loader *keel_linux_boot_loader_new(const char *kernel_path,
+						      keel_error **err);
+KEEL_API void keel_linux_boot_loader_set_initrd(keel_boot_loader *bl, const char *initrd_path);
+KEEL_API void keel_linux_boot_loader_set_cmdline(keel_boot_loader *bl, const char *cmdline);
+KEEL_API void keel_boot_loader_free(keel_boot_loader *bl);
+
+/* ----------------------------------------------------------- configuration */
+
+typedef struct keel_config keel_config;
+
+/* What the VM does when the guest resets itself (i8042 reset line, ...). */
+typedef enum keel_reset_action {
+	KEEL_RESET_STOP = 0,    /* the VM stops; keel_vm_wait() reports the reset */
+	KEEL_RESET_RESTART,     /* the VM reboots from its boot loader */
+} keel_reset_action;
+
+/* Defaults: 1 vCPU, 128 MiB, no boot loader, no serial port, reset stops. */
+KEEL_API keel_config *keel_config_new(keel_error **err);
+KEEL_API void keel_config_free(keel_config *cfg);
+
+KEEL_API void keel_config_set_cpu_count(keel_config *cfg, unsigned int count);
+/* Bytes; a multiple of 1 MiB, at least 16 MiB. */
+KEEL_API void keel_config_set_memory_size(keel_config *cfg, uint64_t bytes);
+/* Back guest RAM with 2 MiB huge pages (memfd MFD_HUGETLB). */
+KEEL_API void keel_config_set_hugepages(keel_config *cfg, bool enable);
+/* Takes ownership of `bl` (and frees any previous boot loader). */
+KEEL_API void keel_config_set_boot_loader(keel_config *cfg, keel_boot_loader *bl);
+/*
+ * Adds the next legacy serial port: COM1 (0x3f8, IRQ 4), COM2 (0x2f8, IRQ 3),
+ * COM3 (0x3e8, IRQ 4), COM4 (0x2e8, IRQ 3).  Takes ownership of `att`.  A
+ * fifth port is reported by keel_config_validate().
+ */
+KEEL_API void keel_config_add_serial_port(keel_config *cfg, keel_serial_attachment *att);
+KEEL_API void keel_config_set_reset_action(keel_config *cfg, keel_reset_action action);
+
+/*
+ * Checks the whole configuration against this host: KVM present and usable,
+ * CPU count within KVM's limit, memory size bounds and alignment, kernel and
+ * initrd present, readable and of a recognised format, command line length.
+ * Reports the first problem found.
+ */
+KEEL_API int keel_config_validate(const keel_config *cfg, keel_error **err);
+
+/* --------------------------------------------------------------------- VMs */
+
+typedef struct keel_vm keel_vm;
+
+typedef enum keel_vm_state {
+	KEEL_VM_STOPPED = 0,    /* created and not started, or ended */
+	KEEL_VM_STARTING,
+	KEEL_VM_RUNNING,
+	KEEL_VM_PAUSED,
+	KEEL_VM_STOPPING,
+	KEEL_VM_ERROR,          /* ended with an error (see keel_vm_wait()) */
+} keel_vm_state;
+
+/* Why a VM ended. */
+typedef enum keel_stop_reason {
+	KEEL_STOP_NONE = 0,     /* has not ended */
+	KEEL_STOP_POWEROFF,     /* the guest powered the machine off */
+	KEEL_STOP_RESET,        /* the guest reset the machine (reset action: stop) */
+	KEEL_STOP_TRIPLE_FAULT, /* a vCPU shut down (triple fault) */
+	KEEL_STOP_INTERNAL_ERROR, /* KVM could not run the guest; see the message */
+	KEEL_STOP_REQUESTED,    /* keel_vm_stop() was called */
+} keel_stop_reason;
+
+KEEL_API const char *keel_vm_state_name(keel_vm_state state);
+KEEL_API const char *keel_stop_reason_name(keel_stop_reason reason);
+
+/*
+ * Creates a VM from a configuration (validated first; the same error is
+ * returned if it is invalid).  The configuration is copied: the caller may
+ * change or free it afterwards.  The VM is created in KEEL_VM_STOPPED.
+ */
+KEEL_API keel_vm *keel_vm_new(const keel_config *cfg, keel_error **err);
+/* Stops the VM if it is running, then releases everything. */
+KEEL_API void keel_vm_free(keel_vm *vm);
+
+/* STOPPED -> STARTING -> RUNNING.  A VM that ended can be started again. */
+KEEL_API int keel_vm_start(keel_vm *vm, keel_error **err);
+/* RUNNING -> PAUSED: all vCPUs stopped; devices keep their state. */
+KEEL_API int keel_vm_pause(keel_vm *vm, keel_error **err);
+/* PAUSED -> RUNNING. */
+KEEL_API int keel_vm_resume(keel_vm *vm, keel_error **err);
+/* Forced stop (like pulling the power cord); returns once the VM ended. */
+KEEL_API int keel_vm_stop(keel_vm *vm, keel_error **err);
+
+KEEL_API keel_vm_state keel_vm_get_state(keel_vm *vm);
+
+/*
+ * Called on every state change, from keel's event thread for this VM (never
+ * from the caller's thread, never with keel locks held: the callback may
+ * call any keel function except keel_vm_free()).  Replaces a previous one;
+ * NULL removes it.
+ */
+typedef void (*keel_vm_state_cb)(keel_vm *vm, keel_vm_state state, void *opaque);
+KEEL_API void keel_vm_set_state_callback(keel_vm *vm, keel_vm_state_cb cb, void *opaque);
+
+/*
+ * A descriptor that becomes readable whenever the state changed, for event
+ * loops (poll/epoll).  Reading 8 bytes from it clears it.  Owned by the VM.
+ */
+KEEL_API int keel_vm_get_state_fd(keel_vm *vm);
+
+/*
+ * Waits until the VM ends (timeout_ms < 0: forever; 0: just look) and
+ * returns its stop reason, or KEEL_STOP_NONE if it has not ended in time.
+ * If `err` is not NULL and the VM ended abnormally (triple fault, internal
+ * error) *err receives the details: registers and instruction bytes.
+ */
+KEEL_API keel_stop_reason keel_vm_wait(keel_vm *vm, int timeout_ms, keel_error **err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/* The VM object as devices and the vCPU loop see it. */
+#ifndef KEEL_CORE_VM_H
+#define KEEL_CORE_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <keel/keel.h>
+
+#include "core/config.h"
+#include "kvm/kvm.h"
+#include "kvm/mem.h"
+
+struct bus;
+struct loop;
+struct vcpu;
+struct x86_platform_state;
+
+/*
+ * Every emulated device embeds one of these; the VM resets the devices on a
+ * guest reset and destroys them with the VM, in reverse order of creation.
+ */
+struct vdev {
+	const char *name;
+	void (*reset)(struct vdev *dev);    /* may be NULL */
+	void (*destroy)(struct vdev *dev);
+	struct vdev *next;
+};
+
+struct keel_vm {
+	struct vm_config cfg;           /* private copy */
+	struct kvm kvm;
+	struct mem mem;
+	struct bus *pio;
+	struct bus *mmio;
+	struct loop *loop;
+	struct vdev *devs;              /* newest first */
+	struct vcpu *vcpus;             /* cfg.cpus entries */
+
+	struct x86_platform_state *power_on;  /* irqchip/PIT state for resets */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	keel_vm_state state;
+	bool has_run;                   /* guest RAM holds a previous run */
+	bool ended;                     /* the last run ended (keel_vm_wait) */
+	keel_stop_reason reason;        /* why the current run ends */
+	keel_error *stop_err;           /* details for abnormal ends */
+	bool stop_requested;            /* vCPUs must leave KVM_RUN */
+	bool pause_requested;
+	int vcpus_running;              /* threads inside the run loop */
+	int vcpus_parked;               /* of those, waiting while paused */
+	int control_fd;                 /* eventfd: a run ended, handled on the loop */
+	int state_fd;                   /* eventfd handed to the application */
+	int notify_fd;                  /* eventfd: state changes to report */
+	keel_vm_state notify_queue[32]; /* reported on the event thread, in order */
+	int notify_head, notify_len;
+	keel_vm_state_cb state_cb;
+	void *state_cb_opaque;
+};
+
+void vm_add_vdev(struct keel_vm *vm, struct vdev *dev);
+/* Drives an interrupt line (GSI) of the in-kernel irqchip. */
+void vm_irq_line(struct keel_vm *vm, unsigned int gsi, int level);
+/*
+ * Ends the current run with `reason` (first caller wins); `detail` is kept
+ * for keel_vm_wait() and ownership passes to the VM.  Safe from any thread.
+ */
+void vm_request_stop(struct keel_vm *vm, keel_stop_reason reason, keel_error *detail);
+
+#endif

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* /dev/kvm and the KVM VM file descriptor. */
+#ifndef KEEL_KVM_KVM_H
+#define KEEL_KVM_KVM_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+
+#define KVM_DEVICE_PATH "/dev/kvm"
+
+struct kvm_cpuid2;
+
+struct kvm {
+	int sys_fd;
+	int vm_fd;
+	int run_size;           /* size of each vCPU's kvm_run mapping */
+	unsigned int max_vcpus;
+	struct kvm_cpuid2 *cpuid;       /* KVM_GET_SUPPORTED_CPUID */
+};
+
+/*
+ * Opens /dev/kvm and checks the API version and the capabilities keel
+ * needs.  Fills sys_fd, run_size, max_vcpus; vm_fd stays -1.
+ */
+int kvm_open(struct kvm *kvm, keel_error **err);
+/* Creates the VM with in-kernel irqchip and PIT, TSS and identity map. */
+int kvm_create_vm(struct kvm *kvm, keel_error **err);
+void kvm_close(struct kvm *kvm);
+int kvm_set_memory(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size, void *host,
+		   keel_error **err);
+int kvm_irq_line(struct kvm *kvm, unsigned int gsi, int level);
+
+#endif

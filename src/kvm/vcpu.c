@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: MIT
+/* The vCPU run loop: KVM_RUN, exits dispatched to the buses, stop/pause. */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "bus/bus.h"
+#include "core/vm.h"
+#include "kvm/vcpu.h"
+#include "x86/x86.h"
+
+/*
+ * The signal that interrupts KVM_RUN.  Its handler does nothing: delivery
+ * alone makes the ioctl return EINTR.  Documented in docs/api.md.
+ */
+#define VCPU_KICK_SIGNAL (SIGRTMIN + 6)
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static pthread_once_t kick_once = PTHREAD_ONCE_INIT;
+
+static void install_kick_handler(void)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
+}
+
+int vcpu_init(struct vcpu *vcpu, struct keel_vm *vm, unsigned int id, keel_error **err)
+{
+	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->fd = ioctl(vm->kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (vcpu->fd < 0)
+		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_CREATE_VCPU %u failed", id);
+	vcpu->run_size = vm->kvm.run_size;
+	vcpu->run = mmap(NULL, vcpu->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		vcpu->run = NULL;
+		return err_errno(err, KEEL_ERR_KVM, errno, "cannot map vCPU %u's run area", id);
+	}
+	pthread_once(&kick_once, install_kick_handler);
+	return x86_vcpu_setup(vcpu, vm->cfg.cpus, err);
+}
+
+void vcpu_fini(struct vcpu *vcpu)
+{
+	vcpu_join(vcpu);
+	if (vcpu->run)
+		munmap(vcpu->run, vcpu->run_size);
+	if (vcpu->fd > 0)
+		close(vcpu->fd);
+	vcpu->run = NULL;
+	vcpu->fd = -1;
+}
+
+static void vcpu_io(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+
+	for (uint32_t i = 0; i < run->io.count; i++) {
+		bus_access(vcpu->vm->pio, run->io.port, data, run->io.size,
+			   run->io.direction == KVM_EXIT_IO_OUT);
+		data += run->io.size;
+	}
+}
+
+static void vcpu_fail(struct vcpu *vcpu, keel_stop_reason reason, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void vcpu_fail(struct vcpu *vcpu, keel_stop_reason reason, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	vm_request_stop(vcpu->vm, reason, x86_vcpu_error(vcpu, what));
+}
+
+static void vcpu_internal_error(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	char what[256];
+	int n;
+
+	n = snprintf(what, sizeof(what), "KVM internal error, suberror %u%s",
+		     run->internal.suberror,
+		     run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
+		     " (instruction emulation failed)" : "");
+	for (uint32_t i = 0; i < run->internal.ndata && i < 4 && n < (int)sizeof(what); i++)
+		n += snprintf(what + n, sizeof(what) - n, "%s0x%llx", i ? " " : ", data ",
+			      (unsigned long long)run->internal.data[i]);
+	vcpu_fail(vcpu, KEEL_STOP_INTERNAL_ERROR, "%s", what);
+}
+
+static void vcpu_system_event(struct vcpu *vcpu)
+{
+	switch (vcpu->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		vm_request_stop(vcpu->vm, KEEL_STOP_POWEROFF, NULL);
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		vm_request_stop(vcpu->vm, KEEL_STOP_RESET, NULL);
+		break;
+	default:
+		vcpu_fail(vcpu, KEEL_STOP_INTERNAL_ERROR, "guest reported system event %u",
+			  vcpu->run->system_event.type);
+	}
+}
+
+/* Handles one exit; returns false when the vCPU must stop running. */
+static bool vcpu_handle_exit(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		vcpu_io(vcpu);
+		return true;
+	case KVM_EXIT_MMIO:
+		bus_access(vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+			   run->mmio.is_write);
+		return true;
+	case KVM_EXIT_INTR:
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+	case KVM_EXIT_HLT:      /* only without in-kernel LAPIC; re-entering waits */
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		vcpu_fail(vcpu, KEEL_STOP_TRIPLE_FAULT, "vCPU %u shut down (triple fault)", vcpu->id);
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		vcpu_fail(vcpu, KEEL_STOP_INTERNAL_ERROR,
+			  "KVM could not enter the guest on vCPU %u (hardware entry failure reason 0x%llx)",
+			  vcpu->id,
+			  (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		vcpu_internal_error(vcpu);
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		vcpu_system_event(vcpu);
+		return false;
+	default:
+		vcpu_fail(vcpu, KEEL_STOP_INTERNAL_ERROR, "unexpected KVM exit reason %u on vCPU %u",
+			  run->exit_reason, vcpu->id);
+		return false;
+	}
+}
+
+/* Waits while the VM is paused; returns false when the vCPU must stop. */
+static bool vcpu_check_requests(struct vcpu *vcpu)
+{
+	struct keel_vm *vm = vcpu->vm;
+	bool go;
+
+	pthread_mutex_lock(&vm->lock);
+	while (vm->pause_requested && !vm->stop_requested) {
+		vm->vcpus_parked++;
+		pthread_cond_broadcast(&vm->cond);
+		pthread_cond_wait(&vm->cond, &vm->lock);
+		vm->vcpus_parked--;
+	}
+	go = !vm->stop_requested;
+	pthread_mutex_unlock(&vm->lock);
+	return go;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	struct keel_vm *vm = vcpu->vm;
+	sigset_t set;
+	char name[16];
+
+	snprintf(name, sizeof(name), "keel-vcpu%u", vcpu->id);
+	pthread_setname_np(pthread_self(), name);
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (vcpu_check_requests(vcpu)) {
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				continue;
+			}
+			vcpu_fail(vcpu, KEEL_STOP_INTERNAL_ERROR, "KVM_RUN failed on vCPU %u: %s",
+				  vcpu->id, strerror(errno));
+			break;
+		}
+		if (!vcpu_handle_exit(vcpu))
+			break;
+	}
+
+	pthread_mutex_lock(&vm->lock);
+	if (--vm->vcpus_running == 0) {
+		uint64_t one = 1;
+
+		/* The event thread collects the threads and ends the run. */
+		if (write(vm->control_fd, &one, sizeof(one)) < 0) {
+			/* An eventfd only fails when its counter overflows. */
+		}
+	}
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *vcpu, keel_error **err)
+{
+	sigset_t all, old;
+	int ret;
+
+	/* Born with every signal blocked; the thread unblocks only the kick. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		return err_errno(err, KEEL_ERR_NOMEM, ret, "cannot start vCPU %u's thread", vcpu->id);
+	vcpu->thread_live = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *vcpu)
+{
+	if (!vcpu->thread_live)
+		return;
+	/* Covers the window between checking requests and entering KVM_RUN. */
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_join(struct vcpu *vcpu)
+{
+	if (!vcpu->thread_live)
+		return;
+	pthread_join(vcpu->thread, NULL);
+	vcpu->thread_live = false;
+	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+}

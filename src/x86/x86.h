@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* x86-64 machine set-up: vCPU state, boot tables, MP table. */
+#ifndef KEEL_X86_X86_H
+#define KEEL_X86_X86_H
+
+#include "boot/boot.h"
+#include "core/error.h"
+#include "kvm/mem.h"
+
+struct keel_vm;
+struct vcpu;
+
+/* Highest CPU count the machine describes (8-bit xAPIC IDs, IOAPIC takes one). */
+#define X86_MAX_CPUS 254
+
+/* CPUID, MSRs, FPU and LAPIC of a vCPU at power-on; also used on reset. */
+int x86_vcpu_setup(struct vcpu *vcpu, unsigned int nr_cpus, keel_error **err);
+/* Registers of the boot vCPU for a loader's entry point. */
+int x86_vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry, keel_error **err);
+/* APs wait for INIT/SIPI from the guest, as on real hardware. */
+int x86_vcpu_set_waiting(struct vcpu *vcpu, keel_error **err);
+/* GDT and identity page tables that BOOT_MODE_LONG64 entries use. */
+void x86_write_boot_tables(struct mem *mem);
+/* Intel MultiProcessor table describing the CPUs, IOAPIC and ISA IRQs. */
+int mptable_write(struct mem *mem, unsigned int nr_cpus, keel_error **err);
+/*
+ * An error describing why a vCPU stopped: `what`, then its registers and the
+ * instruction bytes at RIP.
+ */
+keel_error *x86_vcpu_error(struct vcpu *vcpu, const char *what);
+
+/* In-kernel irqchip and PIT state at power-on, restored on guest reset. */
+struct x86_platform_state;
+struct x86_platform_state *x86_platform_save(struct keel_vm *vm, keel_error **err);
+int x86_platform_restore(struct keel_vm *vm, const struct x86_platform_state *st,
+			 keel_error **err);
+void x86_platform_state_free(struct x86_platform_state *st);
+
+#endif

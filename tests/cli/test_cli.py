@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""The keel CLI: usage errors, library errors and help, without a guest."""
+import os
+import subprocess
+import sys
+import tempfile
+
+keel = sys.argv[1]
+failures = 0
+
+
+def run(*args):
+    p = subprocess.run([keel, *args], capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout + p.stderr
+
+
+def expect(args, code, needle):
+    global failures
+    rc, out = run(*args)
+    if rc != code or needle not in out:
+        failures += 1
+        print(f"FAIL keel {' '.join(args)}: exit {rc} (want {code}), output {out!r} "
+              f"(want {needle!r})")
+    else:
+        print(f"ok   keel {' '.join(args)} -> {rc}: {out.strip().splitlines()[0]}")
+
+
+with tempfile.TemporaryDirectory() as d:
+    junk = os.path.join(d, "junk")
+    with open(junk, "wb") as f:
+        f.write(b"\0" * 8192)
+    expect(["--help"], 0, "usage: keel run")
+    expect(["run", "--help"], 0, "--kernel PATH")
+    expect(["--version"], 0, "keel 0.")
+    expect([], 2, "usage")
+    expect(["frobnicate"], 2, "unknown command 'frobnicate'")
+    expect(["run"], 2, "--kernel is required")
+    expect(["run", "--kernel", junk, "--cpus", "two"], 2, "--cpus 'two': not a number")
+    expect(["run", "--kernel", junk, "--memory", "12X"], 2, "--memory '12X': not a size")
+    expect(["run", "--kernel", junk, "--serial", "tcp:1"], 2, "expected stdio, file:PATH or none")
+    expect(["run", "--kernel", junk, "--on-reset", "explode"], 2, "expected stop or restart")
+    expect(["run", "--kernel", junk, "extra"], 2, "unexpected argument 'extra'")
+    # Errors from the library's validation, printed as they are.
+    expect(["run", "--kernel", os.path.join(d, "nope")], 1, "No such file or directory")
+    expect(["run", "--kernel", junk], 1, "not a kernel image")
+    expect(["run", "--kernel", junk, "--cpus", "0"], 1, "CPU count is 0")
+    expect(["run", "--kernel", junk, "--memory", "8M"], 1, "at least 16 MiB")
+    expect(["run", "--kernel", junk, "--serial", "file:/nonexistent-dir/log"], 1,
+           "cannot open '/nonexistent-dir/log'")
+
+print(f"{failures} failure(s)")
+sys.exit(1 if failures else 0)
