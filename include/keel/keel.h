@@ -60,6 +60,21 @@ KEEL_API void keel_error_free(keel_error *err);
 /* Library version as "MAJOR.MINOR.PATCH". */
 KEEL_API const char *keel_version(void);
 
+/* ----------------------------------------------------------------- logging */
+
+typedef enum keel_log_level {
+	KEEL_LOG_ERROR = 0,     /* a device or the VM failed; it may go on degraded */
+	KEEL_LOG_WARNING,       /* the guest misprogrammed a device, a request failed */
+	KEEL_LOG_INFO,
+	KEEL_LOG_DEBUG,
+} keel_log_level;
+
+/*
+ * Receives a VM's messages (one line, no newline), from any keel thread.
+ * Without a callback keel logs nothing.
+ */
+typedef void (*keel_log_cb)(keel_log_level level, const char *msg, void *opaque);
+
 /* ------------------------------------------------------- serial attachments */
 
 /*
@@ -125,6 +140,9 @@ KEEL_API void keel_config_set_boot_loader(keel_config *cfg, keel_boot_loader *bl
  */
 KEEL_API void keel_config_add_serial_port(keel_config *cfg, keel_serial_attachment *att);
 KEEL_API void keel_config_set_reset_action(keel_config *cfg, keel_reset_action action);
+/* Messages of VMs created from this configuration up to `max_level`. */
+KEEL_API void keel_config_set_log_callback(keel_config *cfg, keel_log_cb cb,
+					   keel_log_level max_level, void *opaque);
 
 /*
  * Checks the whole configuration against this host: KVM present and usable,

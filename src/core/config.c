@@ -88,6 +88,14 @@ void keel_config_set_reset_action(keel_config *cfg, keel_reset_action action)
 	cfg->c.reset_action = action;
 }
 
+void keel_config_set_log_callback(keel_config *cfg, keel_log_cb cb, keel_log_level max_level,
+				  void *opaque)
+{
+	cfg->c.log_cb = cb;
+	cfg->c.log_level = max_level;
+	cfg->c.log_opaque = opaque;
+}
+
 /* ---- boot loaders ---- */
 
 keel_boot_loader *keel_linux_boot_loader_new(const char *kernel_path, keel_error **err)

@@ -43,6 +43,9 @@ struct vm_config {
 	int nr_serial;
 	struct keel_serial_attachment *serial[CFG_MAX_SERIAL];
 	bool too_many_serial;   /* reported by validation */
+	keel_log_cb log_cb;
+	keel_log_level log_level;
+	void *log_opaque;
 };
 
 struct keel_config {

@@ -6,6 +6,8 @@
  * thread (control_fd), which is also where state callbacks run.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -116,6 +118,19 @@ static void vm_notify_cb(void *opaque, uint32_t events)
 		if (cb)
 			cb(vm, st, cb_opaque);
 	}
+}
+
+void vm_log(struct keel_vm *vm, keel_log_level level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!vm->cfg.log_cb || level > vm->cfg.log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	vm->cfg.log_cb(level, msg, vm->cfg.log_opaque);
 }
 
 void vm_add_vdev(struct keel_vm *vm, struct vdev *dev)

@@ -62,6 +62,9 @@ struct keel_vm {
 };
 
 void vm_add_vdev(struct keel_vm *vm, struct vdev *dev);
+/* Sends a message to the application's log callback, if any. */
+void vm_log(struct keel_vm *vm, keel_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Drives an interrupt line (GSI) of the in-kernel irqchip. */
 void vm_irq_line(struct keel_vm *vm, unsigned int gsi, int level);
 /*

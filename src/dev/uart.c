@@ -110,6 +110,7 @@ struct uart {
 	bool in_watched;        /* ... and still is */
 	bool in_paused;         /* ... with its events masked */
 	bool out_broken;        /* writing failed for good: drop output */
+	bool out_stalled;       /* a non-blocking reader stopped reading */
 	int irq_level;
 
 	uint8_t ier, fcr, lcr, mcr, lsr_errors, msr, scr, dll, dlm;
@@ -199,7 +200,12 @@ static void uart_update_watch(struct uart *u)
 	want = !(u->mcr & UART_MCR_LOOP) && u->rx_count < uart_rx_capacity(u);
 	if (want == !u->in_paused)
 		return;
-	if (loop_modify(u->vm->loop, u->in_fd, want ? EPOLLIN : 0) == 0)
+	/*
+	 * epoll reports a hang-up even with no events asked for: a paused
+	 * watch is one-shot so that it fires at most once (and is ignored)
+	 * instead of spinning until the guest makes room.
+	 */
+	if (loop_modify(u->vm->loop, u->in_fd, want ? EPOLLIN : EPOLLONESHOT) == 0)
 		u->in_paused = !want;
 }
 
@@ -279,16 +285,22 @@ static void uart_output(struct uart *u, uint8_t c)
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
 	for (;;) {
 		n = write(u->out_fd, &c, 1);
-		if (n == 1)
+		if (n == 1) {
+			u->out_stalled = false;
 			break;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			struct pollfd p = { .fd = u->out_fd, .events = POLLOUT };
 
-			/* A non-blocking reader that stalls: wait a little, then drop. */
-			if (poll(&p, 1, 1000) > 0)
+			/*
+			 * A non-blocking descriptor that is full: wait a little,
+			 * then drop; while it stays full, drop without waiting.
+			 */
+			if (!u->out_stalled && poll(&p, 1, 1000) > 0)
 				continue;
+			u->out_stalled = true;
 			break;
 		}
 		if (n < 0 && errno == EPIPE) {
@@ -471,11 +483,11 @@ static void uart_input(void *opaque, uint32_t events)
 		} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 			stop = true;    /* end of input, or it broke */
 		}
-	} else if (events & (EPOLLHUP | EPOLLERR)) {
-		/* Nothing can be stored now; stop only if nothing can be read. */
-		if (!(events & EPOLLIN))
-			stop = true;
 	}
+	/*
+	 * Otherwise nothing can be stored now (the watch is paused, or about
+	 * to be): even on a hang-up, unread bytes wait for the guest.
+	 */
 	if (stop)
 		u->in_watched = false;
 	else
@@ -483,7 +495,7 @@ static void uart_input(void *opaque, uint32_t events)
 	uart_update_irq(u);
 out:
 	pthread_mutex_unlock(&u->lock);
-	/* `u` may be gone once unlocked: uart_destroy() does not wait for us. */
+	/* Removing our own watch from its callback is allowed (see loop.h). */
 	if (stop)
 		loop_del(loop, fd);
 }

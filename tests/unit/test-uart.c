@@ -455,10 +455,25 @@ static int test_input(void)
 	wr(MCR, 0);
 	CHECK(rx_byte() == 'L');
 
-	/* End of input: the watch stops, the device keeps working. */
-	CHECK(write(p[1], "Z", 1) == 1);
+	/*
+	 * End of input while the FIFO is full: the bytes left in the pipe are
+	 * still delivered, then the watch stops and the device keeps working.
+	 */
+	CHECK(write(p[1], data, 40) == 40);
 	close(p[1]);
-	CHECK(rx_byte() == 'Z');
+	usleep(20000);
+	{
+		/* The paused watch does not spin on the hang-up. */
+		struct timespec c0, c1;
+
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+		usleep(100000);
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+		CHECK((c1.tv_sec - c0.tv_sec) * 1000000000L + (c1.tv_nsec - c0.tv_nsec) < 50000000L);
+	}
+	CHECK(rd(LSR) == 0x61);
+	for (int i = 0; i < 40; i++)
+		CHECK(rx_byte() == data[i]);
 	usleep(50000);
 	CHECK(!(rd(LSR) & 0x01));
 	wr(SCR, 1);
