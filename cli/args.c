@@ -23,6 +23,13 @@ void cli_usage(FILE *stream)
 		"  -a, --cmdline STRING     kernel command line\n"
 		"  -s, --serial SPEC        next serial port (COM1..COM4): stdio, file:PATH, none\n"
 		"                           (default: COM1 on stdio)\n"
+		"                           (also fd:N: an inherited descriptor for both directions)\n"
+		"  -d, --disk SPEC          virtio-blk disk: PATH[,ro][,sync=full|fsync|none]\n"
+		"                           [,cache=host|direct][,serial=STR][,queues=N]\n"
+		"      --rng[=BYTES/S]      virtio-rng entropy device, optionally rate-limited\n"
+		"      --console SPEC       virtio console (hvc0): stdio, file:PATH, fd:N, none\n"
+		"      --virtio-transport T pci (default) or mmio (keel adds virtio_mmio.device=\n"
+		"                           to the kernel command line)\n"
 		"      --on-reset ACTION    when the guest resets: stop (default) or restart\n"
 		"      --hugepages          back guest RAM with 2 MiB huge pages\n"
 		"  -h, --help               this text\n"
@@ -56,7 +63,13 @@ uint64_t cli_parse_size(const char *s)
 	return v * mul;
 }
 
-enum { OPT_ON_RESET = 256, OPT_HUGEPAGES };
+enum { OPT_ON_RESET = 256, OPT_HUGEPAGES, OPT_RNG, OPT_CONSOLE, OPT_TRANSPORT };
+
+static bool serial_spec_ok(const char *spec)
+{
+	return !strcmp(spec, "stdio") || !strcmp(spec, "none") || !strncmp(spec, "file:", 5) ||
+	       !strncmp(spec, "fd:", 3);
+}
 
 int cli_parse_run(int argc, char **argv, struct cli_run *run)
 {
@@ -69,6 +82,10 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 		{ "serial", required_argument, NULL, 's' },
 		{ "on-reset", required_argument, NULL, OPT_ON_RESET },
 		{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
+		{ "disk", required_argument, NULL, 'd' },
+		{ "rng", optional_argument, NULL, OPT_RNG },
+		{ "console", required_argument, NULL, OPT_CONSOLE },
+		{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -80,7 +97,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 	run->memory = 128ULL << 20;
 	run->cmdline = "";
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:m:k:i:a:s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:m:k:i:a:s:d:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			errno = 0;
@@ -106,9 +123,8 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 					CLI_MAX_SERIAL);
 				return -1;
 			}
-			if (strcmp(optarg, "stdio") && strcmp(optarg, "none") &&
-			    strncmp(optarg, "file:", 5)) {
-				fprintf(stderr, "keel: --serial '%s': expected stdio, file:PATH or none\n",
+			if (!serial_spec_ok(optarg)) {
+				fprintf(stderr, "keel: --serial '%s': expected stdio, file:PATH, fd:N or none\n",
 					optarg);
 				return -1;
 			}
@@ -125,6 +141,48 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 			}
 			break;
 		case OPT_HUGEPAGES: run->hugepages = true; break;
+		case 'd':
+			if (run->nr_disks == CLI_MAX_DEVS) {
+				fprintf(stderr, "keel: more than %d --disk options\n", CLI_MAX_DEVS);
+				return -1;
+			}
+			run->disks[run->nr_disks++] = optarg;
+			break;
+		case OPT_RNG:
+			run->nr_rngs = 1;
+			if (optarg) {
+				errno = 0;
+				run->rng_rate = strtoull(optarg, &end, 10);
+				if (errno || *end || !*optarg) {
+					fprintf(stderr, "keel: --rng=%s: not a rate in bytes per second\n",
+						optarg);
+					return -1;
+				}
+			}
+			break;
+		case OPT_CONSOLE:
+			if (!serial_spec_ok(optarg)) {
+				fprintf(stderr, "keel: --console '%s': expected stdio, file:PATH, fd:N or none\n",
+					optarg);
+				return -1;
+			}
+			if (run->nr_consoles == CLI_MAX_DEVS) {
+				fprintf(stderr, "keel: more than %d --console options\n", CLI_MAX_DEVS);
+				return -1;
+			}
+			run->consoles[run->nr_consoles++] = optarg;
+			break;
+		case OPT_TRANSPORT:
+			if (!strcmp(optarg, "pci")) {
+				run->transport = KEEL_VIRTIO_PCI;
+			} else if (!strcmp(optarg, "mmio")) {
+				run->transport = KEEL_VIRTIO_MMIO;
+			} else {
+				fprintf(stderr, "keel: --virtio-transport '%s': expected pci or mmio\n",
+					optarg);
+				return -1;
+			}
+			break;
 		case 'h':
 			cli_usage(stdout);
 			exit(0);
@@ -163,22 +221,137 @@ keel_config *cli_build_config(const struct cli_run *run, keel_error **err)
 	keel_linux_boot_loader_set_initrd(bl, run->initrd);
 	keel_linux_boot_loader_set_cmdline(bl, run->cmdline);
 	keel_config_set_boot_loader(cfg, bl);
+	keel_config_set_virtio_transport(cfg, run->transport);
 	for (int i = 0; i < run->nr_serial; i++) {
-		const char *spec = run->serial[i];
-		keel_serial_attachment *att;
+		keel_serial_attachment *att = cli_serial_attachment(run->serial[i], err);
 
-		if (!strcmp(spec, "stdio"))
-			att = keel_serial_attachment_new_stdio(err);
-		else if (!strcmp(spec, "none"))
-			att = keel_serial_attachment_new_fds(-1, -1, err);
-		else
-			att = keel_serial_attachment_new_file(spec + 5, err);
 		if (!att)
 			goto fail;
 		keel_config_add_serial_port(cfg, att);
+	}
+	for (int i = 0; i < run->nr_disks; i++) {
+		char msg[256];
+		keel_storage_device *dev = cli_disk(run->disks[i], msg, sizeof(msg));
+
+		if (!dev) {
+			fprintf(stderr, "keel: --disk '%s': %s\n", run->disks[i], msg);
+			keel_config_free(cfg);
+			*err = NULL;
+			return NULL;
+		}
+		keel_config_add_storage_device(cfg, dev);
+	}
+	for (int i = 0; i < run->nr_rngs; i++) {
+		keel_entropy_device *rng = keel_virtio_entropy_device_new(err);
+
+		if (!rng)
+			goto fail;
+		keel_virtio_entropy_device_set_rate_limit(rng, run->rng_rate);
+		keel_config_add_entropy_device(cfg, rng);
+	}
+	for (int i = 0; i < run->nr_consoles; i++) {
+		keel_serial_attachment *att = cli_serial_attachment(run->consoles[i], err);
+		keel_console_device *con = att ? keel_virtio_console_device_new(att, err) : NULL;
+
+		if (!con)
+			goto fail;
+		keel_config_add_console_device(cfg, con);
 	}
 	return cfg;
 fail:
 	keel_config_free(cfg);
 	return NULL;
+}
+
+keel_serial_attachment *cli_serial_attachment(const char *spec, keel_error **err)
+{
+	if (!strcmp(spec, "stdio"))
+		return keel_serial_attachment_new_stdio(err);
+	if (!strcmp(spec, "none"))
+		return keel_serial_attachment_new_fds(-1, -1, err);
+	if (!strncmp(spec, "fd:", 3)) {
+		char *end;
+		long fd;
+
+		errno = 0;
+		fd = strtol(spec + 3, &end, 10);
+		if (errno || *end || end == spec + 3 || fd < 0 || fd > 65535) {
+			/* Reported through the library's own check of the descriptor. */
+			fd = 65535;
+		}
+		return keel_serial_attachment_new_fds((int)fd, (int)fd, err);
+	}
+	return keel_serial_attachment_new_file(spec + 5, err);
+}
+
+keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len)
+{
+	char *copy = strdup(spec), *opt, *save = NULL;
+	keel_storage_attachment *att = NULL;
+	keel_storage_device *dev = NULL;
+	unsigned long queues = 0;
+	keel_error *err = NULL;
+	char *path;
+
+	if (!copy) {
+		snprintf(msg, msg_len, "out of memory");
+		return NULL;
+	}
+	path = strtok_r(copy, ",", &save);
+	if (!path) {
+		snprintf(msg, msg_len, "no image path");
+		goto out;
+	}
+	att = keel_disk_image_attachment_new(path, &err);
+	if (!att) {
+		snprintf(msg, msg_len, "%s", keel_error_get_message(err));
+		goto out;
+	}
+	while ((opt = strtok_r(NULL, ",", &save))) {
+		char *val = strchr(opt, '=');
+
+		if (val)
+			*val++ = '\0';
+		if (!strcmp(opt, "ro") && !val) {
+			keel_storage_attachment_set_read_only(att, true);
+		} else if (!strcmp(opt, "sync") && val && !strcmp(val, "full")) {
+			keel_storage_attachment_set_sync_mode(att, KEEL_SYNC_FULL);
+		} else if (!strcmp(opt, "sync") && val && !strcmp(val, "fsync")) {
+			keel_storage_attachment_set_sync_mode(att, KEEL_SYNC_FSYNC);
+		} else if (!strcmp(opt, "sync") && val && !strcmp(val, "none")) {
+			keel_storage_attachment_set_sync_mode(att, KEEL_SYNC_NONE);
+		} else if (!strcmp(opt, "cache") && val && !strcmp(val, "host")) {
+			keel_storage_attachment_set_cache_mode(att, KEEL_CACHE_HOST);
+		} else if (!strcmp(opt, "cache") && val && !strcmp(val, "direct")) {
+			keel_storage_attachment_set_cache_mode(att, KEEL_CACHE_DIRECT);
+		} else if (!strcmp(opt, "serial") && val) {
+			keel_storage_attachment_set_serial(att, val);
+		} else if (!strcmp(opt, "queues") && val) {
+			char *end;
+
+			errno = 0;
+			queues = strtoul(val, &end, 10);
+			if (errno || *end || !*val) {
+				snprintf(msg, msg_len, "queues=%s: not a number", val);
+				goto out;
+			}
+		} else {
+			snprintf(msg, msg_len,
+				 "unknown option '%s%s%s' (expected ro, sync=full|fsync|none, cache=host|direct, serial=STR, queues=N)",
+				 opt, val ? "=" : "", val ? val : "");
+			goto out;
+		}
+	}
+	dev = keel_virtio_block_device_new(att, &err);
+	att = NULL;
+	if (!dev) {
+		snprintf(msg, msg_len, "%s", keel_error_get_message(err));
+		goto out;
+	}
+	keel_virtio_block_device_set_queues(dev, (unsigned int)queues);
+out:
+	keel_storage_attachment_free(att);
+	keel_error_free(err);
+	free(copy);
+	return dev;
 }

@@ -10,6 +10,7 @@
 #include <keel/keel.h>
 
 #define CLI_MAX_SERIAL 4
+#define CLI_MAX_DEVS 16
 
 struct cli_run {
 	unsigned int cpus;
@@ -21,12 +22,26 @@ struct cli_run {
 	int nr_serial;
 	keel_reset_action on_reset;
 	bool hugepages;
+	const char *disks[CLI_MAX_DEVS];        /* --disk specs */
+	int nr_disks;
+	const char *consoles[CLI_MAX_DEVS];     /* --console specs */
+	int nr_consoles;
+	int nr_rngs;
+	uint64_t rng_rate;
+	keel_virtio_transport transport;
 };
 
 /* Parses `keel run` flags (argv[0] is "run"); on error prints to stderr. */
 int cli_parse_run(int argc, char **argv, struct cli_run *run);
 /* Parses "512M", "2G", "1048576K" or plain MiB ("512"); 0 on error. */
 uint64_t cli_parse_size(const char *s);
+/*
+ * A serial attachment from "stdio", "file:PATH", "fd:N" (one descriptor for
+ * both directions, inherited from the caller) or "none"; NULL and *err on error.
+ */
+keel_serial_attachment *cli_serial_attachment(const char *spec, keel_error **err);
+/* A virtio-blk device from "PATH[,ro][,sync=...][,cache=...][,serial=...][,queues=N]". */
+keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len);
 /* Builds the configuration; errors come from the library. */
 keel_config *cli_build_config(const struct cli_run *run, keel_error **err);
 void cli_usage(FILE *stream);

@@ -116,7 +116,7 @@ static int cmd_run(int argc, char **argv)
 		return EXIT_USAGE;
 	cfg = cli_build_config(&run, &err);
 	if (!cfg)
-		return fail(err);
+		return err ? fail(err) : EXIT_USAGE;    /* usage errors are already printed */
 
 	/* Blocked before keel starts threads, so only the signalfd sees them. */
 	sigemptyset(&sigs);

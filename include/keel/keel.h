@@ -112,6 +112,77 @@ KEEL_API void keel_linux_boot_loader_set_initrd(keel_boot_loader *bl, const char
 KEEL_API void keel_linux_boot_loader_set_cmdline(keel_boot_loader *bl, const char *cmdline);
 KEEL_API void keel_boot_loader_free(keel_boot_loader *bl);
 
+/* ------------------------------------------------------------------ storage */
+
+/*
+ * A storage device is a device type (virtio-blk now) plus an attachment
+ * (where the data lives: a disk image file or a host block device now).
+ */
+typedef struct keel_storage_attachment keel_storage_attachment;
+typedef struct keel_storage_device keel_storage_device;
+
+typedef enum keel_sync_mode {
+	KEEL_SYNC_FULL = 0,     /* a guest flush is an fsync(): data and metadata on stable storage */
+	KEEL_SYNC_FSYNC,        /* a guest flush is an fdatasync(): the data on stable storage */
+	KEEL_SYNC_NONE,         /* a guest flush does nothing (scratch disks) */
+} keel_sync_mode;
+
+typedef enum keel_cache_mode {
+	KEEL_CACHE_HOST = 0,    /* through the host page cache */
+	KEEL_CACHE_DIRECT,      /* O_DIRECT: bypasses the host page cache */
+} keel_cache_mode;
+
+/*
+ * A raw disk image file or a host block device (/dev/...).  The image is
+ * locked when the VM is created (shared lock if read-only, exclusive
+ * otherwise), so two VMs cannot write one image.
+ */
+KEEL_API keel_storage_attachment *keel_disk_image_attachment_new(const char *path,
+								 keel_error **err);
+/*
+ * Read-only: the guest sees a read-only disk (VIRTIO_BLK_F_RO) and its
+ * writes fail with an I/O error.  It is not turned into a CD-ROM.
+ */
+KEEL_API void keel_storage_attachment_set_read_only(keel_storage_attachment *att, bool ro);
+KEEL_API void keel_storage_attachment_set_sync_mode(keel_storage_attachment *att,
+						    keel_sync_mode mode);
+KEEL_API void keel_storage_attachment_set_cache_mode(keel_storage_attachment *att,
+						     keel_cache_mode mode);
+/* The disk's serial number as the guest reads it (at most 20 bytes). */
+KEEL_API void keel_storage_attachment_set_serial(keel_storage_attachment *att,
+						 const char *serial);
+KEEL_API void keel_storage_attachment_free(keel_storage_attachment *att);
+
+/* A virtio-blk disk over `att` (takes ownership of `att`). */
+KEEL_API keel_storage_device *keel_virtio_block_device_new(keel_storage_attachment *att,
+							   keel_error **err);
+/* Request queues: 0 (default) means one per vCPU. */
+KEEL_API void keel_virtio_block_device_set_queues(keel_storage_device *dev, unsigned int queues);
+KEEL_API void keel_storage_device_free(keel_storage_device *dev);
+
+/* ------------------------------------------------------------ other devices */
+
+/* virtio-rng: the guest's entropy comes from the host's getrandom(). */
+typedef struct keel_entropy_device keel_entropy_device;
+KEEL_API keel_entropy_device *keel_virtio_entropy_device_new(keel_error **err);
+/* At most `bytes_per_second` (0, the default: unlimited). */
+KEEL_API void keel_virtio_entropy_device_set_rate_limit(keel_entropy_device *dev,
+							uint64_t bytes_per_second);
+KEEL_API void keel_entropy_device_free(keel_entropy_device *dev);
+
+/* virtio-console: one console port (hvc0 in Linux) over a serial attachment. */
+typedef struct keel_console_device keel_console_device;
+/* Takes ownership of `att`. */
+KEEL_API keel_console_device *keel_virtio_console_device_new(keel_serial_attachment *att,
+							     keel_error **err);
+KEEL_API void keel_console_device_free(keel_console_device *dev);
+
+/* How virtio devices are attached to the machine. */
+typedef enum keel_virtio_transport {
+	KEEL_VIRTIO_PCI = 0,    /* virtio 1.x PCI devices with MSI-X (default) */
+	KEEL_VIRTIO_MMIO,       /* virtio-mmio; keel adds virtio_mmio.device= to a Linux command line */
+} keel_virtio_transport;
+
 /* ----------------------------------------------------------- configuration */
 
 typedef struct keel_config keel_config;
@@ -140,6 +211,11 @@ KEEL_API void keel_config_set_boot_loader(keel_config *cfg, keel_boot_loader *bl
  */
 KEEL_API void keel_config_add_serial_port(keel_config *cfg, keel_serial_attachment *att);
 KEEL_API void keel_config_set_reset_action(keel_config *cfg, keel_reset_action action);
+/* Each takes ownership of the device.  Devices appear in the order added. */
+KEEL_API void keel_config_add_storage_device(keel_config *cfg, keel_storage_device *dev);
+KEEL_API void keel_config_add_entropy_device(keel_config *cfg, keel_entropy_device *dev);
+KEEL_API void keel_config_add_console_device(keel_config *cfg, keel_console_device *dev);
+KEEL_API void keel_config_set_virtio_transport(keel_config *cfg, keel_virtio_transport t);
 /* Messages of VMs created from this configuration up to `max_level`. */
 KEEL_API void keel_config_set_log_callback(keel_config *cfg, keel_log_cb cb,
 					   keel_log_level max_level, void *opaque);
@@ -147,7 +223,9 @@ KEEL_API void keel_config_set_log_callback(keel_config *cfg, keel_log_cb cb,
 /*
  * Checks the whole configuration against this host: KVM present and usable,
  * CPU count within KVM's limit, memory size bounds and alignment, kernel and
- * initrd present, readable and of a recognised format, command line length.
+ * initrd present, readable and of a recognised format, command line length,
+ * disk images present, readable (and writable unless read-only), of a size
+ * that is a multiple of 512 bytes.
  * Reports the first problem found.
  */
 KEEL_API int keel_config_validate(const keel_config *cfg, keel_error **err);

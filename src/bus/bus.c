@@ -114,17 +114,25 @@ static struct bus_dev *bus_find(struct bus *bus, uint64_t addr)
 bool bus_access(struct bus *bus, uint64_t addr, void *data, unsigned int len, bool is_write)
 {
 	struct bus_dev *d;
+	uint64_t off = 0;
 
+	/*
+	 * The handler runs without the lock: it may remap ranges on this bus
+	 * (a BAR moved through config space).  Devices outlive their claims:
+	 * they are freed only after every vCPU has stopped.
+	 */
 	pthread_rwlock_rdlock(&bus->lock);
 	d = bus_find(bus, addr);
+	if (d)
+		off = addr - d->base;
+	pthread_rwlock_unlock(&bus->lock);
 	if (d) {
 		if (is_write)
-			d->ops->write(d, addr - d->base, data, len);
+			d->ops->write(d, off, data, len);
 		else
-			d->ops->read(d, addr - d->base, data, len);
+			d->ops->read(d, off, data, len);
 	} else if (!is_write) {
 		memset(data, 0xff, len);
 	}
-	pthread_rwlock_unlock(&bus->lock);
 	return d != NULL;
 }

@@ -2,7 +2,7 @@
 /*
  * An address space (port I/O or MMIO) with devices claiming ranges.  vCPU
  * exits are dispatched here; the lookup takes a read lock only, so vCPUs do
- * not serialise on each other.
+ * not serialise on each other, and handlers run unlocked.
  */
 #ifndef KEEL_BUS_BUS_H
 #define KEEL_BUS_BUS_H

@@ -34,6 +34,7 @@ keel_config *keel_config_new(keel_error **err)
 
 void vm_config_fini(struct vm_config *c)
 {
+	devices_fini(c);
 	keel_boot_loader_free(c->boot);
 	for (int i = 0; i < c->nr_serial; i++)
 		keel_serial_attachment_free(c->serial[i]);
@@ -94,6 +95,37 @@ void keel_config_set_log_callback(keel_config *cfg, keel_log_cb cb, keel_log_lev
 	cfg->c.log_cb = cb;
 	cfg->c.log_level = max_level;
 	cfg->c.log_opaque = opaque;
+}
+
+static void add_dev(keel_config *cfg, struct dev_list *l, void *dev, void (*free_fn)(void *))
+{
+	if (!dev)
+		return;
+	if (dev_list_add(l, dev) < 0) {
+		/* Setters cannot fail: validation reports it. */
+		cfg->c.alloc_failed = true;
+		free_fn(dev);
+	}
+}
+
+void keel_config_add_storage_device(keel_config *cfg, keel_storage_device *dev)
+{
+	add_dev(cfg, &cfg->c.disks, dev, (void (*)(void *))keel_storage_device_free);
+}
+
+void keel_config_add_entropy_device(keel_config *cfg, keel_entropy_device *dev)
+{
+	add_dev(cfg, &cfg->c.rngs, dev, (void (*)(void *))keel_entropy_device_free);
+}
+
+void keel_config_add_console_device(keel_config *cfg, keel_console_device *dev)
+{
+	add_dev(cfg, &cfg->c.consoles, dev, (void (*)(void *))keel_console_device_free);
+}
+
+void keel_config_set_virtio_transport(keel_config *cfg, keel_virtio_transport t)
+{
+	cfg->c.transport = t;
 }
 
 /* ---- boot loaders ---- */
@@ -172,6 +204,8 @@ int vm_config_copy(struct vm_config *dst, const struct vm_config *src, keel_erro
 	*dst = *src;
 	dst->boot = NULL;
 	dst->nr_serial = 0;
+	if (devices_copy(dst, src, err) < 0)
+		goto fail;
 	if (src->boot && !(dst->boot = boot_loader_dup(src->boot, err)))
 		goto fail;
 	for (int i = 0; i < src->nr_serial; i++) {
@@ -251,7 +285,11 @@ int vm_config_validate(const struct vm_config *c, keel_error **err)
 	if (c->too_many_serial)
 		return err_set(err, KEEL_ERR_TOO_LARGE,
 			       "more than %d serial ports configured (COM1-COM4 exist)", CFG_MAX_SERIAL);
+	if (c->alloc_failed)
+		return err_set(err, KEEL_ERR_NOMEM, "the configuration is incomplete: out of memory adding a device");
 	if (validate_boot(c->boot, err) < 0)
+		return -1;
+	if (devices_validate(c, err) < 0)
 		return -1;
 
 	/* The host last: everything above is checkable without KVM. */

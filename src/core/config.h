@@ -34,6 +34,38 @@ struct keel_boot_loader {
 	char *cmdline;          /* never NULL */
 };
 
+struct keel_storage_attachment {
+	char *path;
+	bool read_only;
+	keel_sync_mode sync;
+	keel_cache_mode cache;
+	char *serial;           /* NULL: none */
+};
+
+enum storage_kind {
+	STORAGE_VIRTIO_BLK,
+};
+
+struct keel_storage_device {
+	enum storage_kind kind;
+	struct keel_storage_attachment *att;
+	unsigned int queues;    /* 0: one per vCPU */
+};
+
+struct keel_entropy_device {
+	uint64_t rate_limit;    /* bytes per second, 0: unlimited */
+};
+
+struct keel_console_device {
+	struct keel_serial_attachment *att;
+};
+
+/* A growable array of device configurations. */
+struct dev_list {
+	void **items;
+	int nr;
+};
+
 struct vm_config {
 	unsigned int cpus;
 	uint64_t mem_size;
@@ -43,6 +75,11 @@ struct vm_config {
 	int nr_serial;
 	struct keel_serial_attachment *serial[CFG_MAX_SERIAL];
 	bool too_many_serial;   /* reported by validation */
+	struct dev_list disks;          /* struct keel_storage_device * */
+	struct dev_list rngs;           /* struct keel_entropy_device * */
+	struct dev_list consoles;       /* struct keel_console_device * */
+	keel_virtio_transport transport;
+	bool alloc_failed;      /* a setter could not allocate: reported by validation */
 	keel_log_cb log_cb;
 	keel_log_level log_level;
 	void *log_opaque;
@@ -59,5 +96,11 @@ int vm_config_validate(const struct vm_config *cfg, keel_error **err);
 
 struct keel_serial_attachment *serial_attachment_dup(const struct keel_serial_attachment *src,
 						     keel_error **err);
+
+/* Device configurations (core/devices.c). */
+int dev_list_add(struct dev_list *l, void *item);
+int devices_copy(struct vm_config *dst, const struct vm_config *src, keel_error **err);
+void devices_fini(struct vm_config *cfg);
+int devices_validate(const struct vm_config *cfg, keel_error **err);
 
 #endif

@@ -21,6 +21,7 @@
 #include "core/vm.h"
 #include "dev/legacy.h"
 #include "kvm/vcpu.h"
+#include "pci/pci.h"
 #include "x86/x86.h"
 
 #define KEEL_VERSION "0.1.0"
@@ -175,7 +176,9 @@ void vm_request_stop(struct keel_vm *vm, keel_stop_reason reason, keel_error *de
 static int vm_load(struct keel_vm *vm, bool reload, keel_error **err)
 {
 	const struct keel_boot_loader *bl = vm->cfg.boot;
+	struct mp_pci_irq pci_irqs[PCI_MAX_SLOTS];
 	struct boot_entry entry;
+	int nr_pci;
 
 	if (reload) {
 		mem_clear(&vm->mem);
@@ -189,7 +192,8 @@ static int vm_load(struct keel_vm *vm, bool reload, keel_error **err)
 				return -1;
 	}
 	x86_write_boot_tables(&vm->mem);
-	if (mptable_write(&vm->mem, vm->cfg.cpus, err) < 0)
+	nr_pci = pci_intx_routes(vm, pci_irqs, PCI_MAX_SLOTS);
+	if (mptable_write(&vm->mem, vm->cfg.cpus, pci_irqs, nr_pci, err) < 0)
 		return -1;
 	if (boot_load_files(&vm->mem, bl->kernel, bl->initrd, bl->cmdline, &entry, err) < 0)
 		return -1;
@@ -315,6 +319,8 @@ static int make_efd(int *fd, keel_error **err)
 
 static int vm_create_devices(struct keel_vm *vm, keel_error **err)
 {
+	if (irq_routing_init(&vm->irq, &vm->kvm, err) < 0 || pci_host_create(vm, err) < 0)
+		return -1;
 	for (int i = 0; i < vm->cfg.nr_serial; i++)
 		if (uart_create(vm, i, vm->cfg.serial[i], err) < 0)
 			return -1;
@@ -429,6 +435,7 @@ void keel_vm_free(keel_vm *vm)
 			vcpu_fini(&vm->vcpus[i]);
 	free(vm->vcpus);
 	x86_platform_state_free(vm->power_on);
+	irq_routing_fini(&vm->irq);
 	bus_free(vm->pio);
 	bus_free(vm->mmio);
 	mem_fini(&vm->mem);

@@ -10,6 +10,7 @@
 #include <keel/keel.h>
 
 #include "core/config.h"
+#include "kvm/irq.h"
 #include "kvm/kvm.h"
 #include "kvm/mem.h"
 
@@ -17,6 +18,7 @@ struct bus;
 struct loop;
 struct vcpu;
 struct x86_platform_state;
+struct pci_host;
 
 /*
  * Every emulated device embeds one of these; the VM resets the devices on a
@@ -36,6 +38,8 @@ struct keel_vm {
 	struct bus *pio;
 	struct bus *mmio;
 	struct loop *loop;
+	struct irq_routing irq;         /* KVM GSI routes (MSI) */
+	struct pci_host *pci;
 	struct vdev *devs;              /* newest first */
 	struct vcpu *vcpus;             /* cfg.cpus entries */
 

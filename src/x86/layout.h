@@ -21,6 +21,14 @@
 /* 32-bit MMIO hole: RAM above this goes to 4 GiB and up. */
 #define LAYOUT_MMIO_HOLE        0xc0000000ULL
 #define LAYOUT_4G               0x100000000ULL
+/* PCI: BARs are assigned by keel from these windows. */
+#define LAYOUT_PCI_MMIO32       0xc0000000ULL
+#define LAYOUT_PCI_MMIO32_SIZE  0x10000000ULL
+#define LAYOUT_VIRTIO_MMIO      0xd0000000ULL   /* virtio-mmio devices, 4 KiB apart */
+#define LAYOUT_PCI_ECAM         0xe0000000ULL   /* bus 0 only: 1 MiB */
+#define LAYOUT_PCI_ECAM_SIZE    0x100000ULL
+#define LAYOUT_PCI_IO           0xc000ULL
+#define LAYOUT_PCI_IO_SIZE      0x4000ULL
 #define LAYOUT_IOAPIC           0xfec00000ULL
 #define LAYOUT_LAPIC            0xfee00000ULL
 /* Needed by KVM on Intel (real-mode emulation); kept out of RAM. */

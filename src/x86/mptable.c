@@ -84,11 +84,17 @@ static uint8_t checksum(const void *p, size_t len)
 	return (uint8_t)-sum;
 }
 
-int mptable_write(struct mem *mem, unsigned int nr_cpus, keel_error **err)
+#define MP_BUS_ISA 0
+#define MP_BUS_PCI 1
+#define MP_IRQ_LEVEL_LOW 0x0f   /* active low, level triggered: PCI INTx */
+
+int mptable_write(struct mem *mem, unsigned int nr_cpus, const struct mp_pci_irq *pci,
+		  int nr_pci, keel_error **err)
 {
 	size_t size = sizeof(struct mpf) + sizeof(struct mpc_header) +
-		      nr_cpus * sizeof(struct mpc_cpu) + sizeof(struct mpc_bus) +
-		      sizeof(struct mpc_ioapic) + (MP_ISA_IRQS + 2) * sizeof(struct mpc_intsrc);
+		      nr_cpus * sizeof(struct mpc_cpu) + 2 * sizeof(struct mpc_bus) +
+		      sizeof(struct mpc_ioapic) +
+		      (MP_ISA_IRQS + nr_pci + 2) * sizeof(struct mpc_intsrc);
 	uint8_t *base = mem_ptr(mem, LAYOUT_BIOS_START, size);
 	struct mpf *mpf = (struct mpf *)base;
 	struct mpc_header *mpc = (struct mpc_header *)(mpf + 1);
@@ -114,11 +120,14 @@ int mptable_write(struct mem *mem, unsigned int nr_cpus, keel_error **err)
 		p += sizeof(cpu);
 	}
 	{
-		struct mpc_bus bus = { .type = 1, .busid = 0, .bustype = "ISA   " };
+		struct mpc_bus bus[2] = {
+			{ .type = 1, .busid = MP_BUS_ISA, .bustype = "ISA   " },
+			{ .type = 1, .busid = MP_BUS_PCI, .bustype = "PCI   " },
+		};
 
-		memcpy(p, &bus, sizeof(bus));
+		memcpy(p, bus, sizeof(bus));
 		p += sizeof(bus);
-		count++;
+		count += 2;
 	}
 	{
 		struct mpc_ioapic io = { .type = 2, .apicid = ioapic_id, .apicver = MPC_IOAPIC_VERSION,
@@ -130,9 +139,17 @@ int mptable_write(struct mem *mem, unsigned int nr_cpus, keel_error **err)
 	}
 	/* ISA IRQ n on IOAPIC pin n: KVM's default GSI routing. */
 	for (int irq = 0; irq < MP_ISA_IRQS; irq++, count++) {
-		struct mpc_intsrc src = { .type = 3, .irqtype = MP_INT, .srcbus = 0,
+		struct mpc_intsrc src = { .type = 3, .irqtype = MP_INT, .srcbus = MP_BUS_ISA,
 					  .srcbusirq = (uint8_t)irq, .dstapic = ioapic_id,
 					  .dstirq = (uint8_t)irq };
+		memcpy(p, &src, sizeof(src));
+		p += sizeof(src);
+	}
+	for (int i = 0; i < nr_pci; i++, count++) {
+		struct mpc_intsrc src = { .type = 3, .irqtype = MP_INT, .irqflag = MP_IRQ_LEVEL_LOW,
+					  .srcbus = MP_BUS_PCI,
+					  .srcbusirq = (uint8_t)(pci[i].slot << 2), /* INTA# */
+					  .dstapic = ioapic_id, .dstirq = pci[i].gsi };
 		memcpy(p, &src, sizeof(src));
 		p += sizeof(src);
 	}

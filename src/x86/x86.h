@@ -21,8 +21,14 @@ int x86_vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry, keel_e
 int x86_vcpu_set_waiting(struct vcpu *vcpu, keel_error **err);
 /* GDT and identity page tables that BOOT_MODE_LONG64 entries use. */
 void x86_write_boot_tables(struct mem *mem);
-/* Intel MultiProcessor table describing the CPUs, IOAPIC and ISA IRQs. */
-int mptable_write(struct mem *mem, unsigned int nr_cpus, keel_error **err);
+/* A PCI slot's INTA# and the IOAPIC pin it drives. */
+struct mp_pci_irq {
+	uint8_t slot;
+	uint8_t gsi;
+};
+/* Intel MultiProcessor table: CPUs, IOAPIC, ISA IRQs and PCI INTA# lines. */
+int mptable_write(struct mem *mem, unsigned int nr_cpus, const struct mp_pci_irq *pci,
+		  int nr_pci, keel_error **err);
 /*
  * An error describing why a vCPU stopped: `what`, then its registers and the
  * instruction bytes at RIP.

@@ -37,7 +37,13 @@ with tempfile.TemporaryDirectory() as d:
     expect(["run"], 2, "--kernel is required")
     expect(["run", "--kernel", junk, "--cpus", "two"], 2, "--cpus 'two': not a number")
     expect(["run", "--kernel", junk, "--memory", "12X"], 2, "--memory '12X': not a size")
-    expect(["run", "--kernel", junk, "--serial", "tcp:1"], 2, "expected stdio, file:PATH or none")
+    expect(["run", "--kernel", junk, "--serial", "tcp:1"], 2, "expected stdio, file:PATH, fd:N or none")
+    expect(["run", "--kernel", junk, "--console", "tcp:1"], 2, "expected stdio, file:PATH, fd:N or none")
+    expect(["run", "--kernel", junk, "--disk", junk + ",bogus"], 2, "unknown option 'bogus'")
+    expect(["run", "--kernel", junk, "--disk", junk + ",queues=x"], 2, "queues=x: not a number")
+    expect(["run", "--kernel", junk, "--rng=fast"], 2, "not a rate in bytes per second")
+    expect(["run", "--kernel", junk, "--virtio-transport", "usb"], 2, "expected pci or mmio")
+    expect(["run", "--kernel", junk, "--serial", "fd:77"], 1, "descriptor 77 is not usable")
     expect(["run", "--kernel", junk, "--on-reset", "explode"], 2, "expected stop or restart")
     expect(["run", "--kernel", junk, "extra"], 2, "unexpected argument 'extra'")
     # Errors from the library's validation, printed as they are.
@@ -47,6 +53,15 @@ with tempfile.TemporaryDirectory() as d:
     expect(["run", "--kernel", junk, "--memory", "8M"], 1, "at least 16 MiB")
     expect(["run", "--kernel", junk, "--serial", "file:/nonexistent-dir/log"], 1,
            "cannot open '/nonexistent-dir/log'")
+    # Disk images are checked by validation (the kernel check comes first).
+    odd = os.path.join(d, "odd.img")
+    with open(odd, "wb") as f:
+        f.write(b"\0" * 1000)
+    kernel = os.environ.get("KEEL_TEST_KERNEL")
+    if kernel:
+        expect(["run", "--kernel", kernel, "--disk", os.path.join(d, "nodisk")], 1,
+               "disk 0: image")
+        expect(["run", "--kernel", kernel, "--disk", odd], 1, "not a multiple of 512")
 
 print(f"{failures} failure(s)")
 sys.exit(1 if failures else 0)

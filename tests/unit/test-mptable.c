@@ -16,15 +16,17 @@ static uint8_t sum(const uint8_t *p, size_t n)
 	return s;
 }
 
+static const struct mp_pci_irq pci[2] = { { 1, 17 }, { 2, 18 } };
+
 static void check_table(struct mem *mem, unsigned int cpus)
 {
 	keel_error *err = NULL;
 	const uint8_t *mpf, *mpc, *e;
 	uint32_t physptr;
 	uint16_t len, count;
-	unsigned int ncpu = 0, nioapic = 0, nirq = 0, nbsp = 0;
+	unsigned int ncpu = 0, nioapic = 0, nirq = 0, nbsp = 0, npci = 0;
 
-	CHECK(mptable_write(mem, cpus, &err) == 0);
+	CHECK(mptable_write(mem, cpus, pci, 2, &err) == 0);
 	mpf = mem_ptr(mem, LAYOUT_BIOS_START, 16);
 	CHECK(!memcmp(mpf, "_MP_", 4));
 	CHECK(sum(mpf, 16) == 0);
@@ -49,7 +51,13 @@ static void check_table(struct mem *mem, unsigned int cpus)
 			e += 8;
 			break;
 		case 3:
-			nirq++;
+			if (e[4] == 1) {        /* PCI bus: INTA# of slots 1 and 2, level low */
+				CHECK(e[5] == (pci[npci].slot << 2) && e[7] == pci[npci].gsi);
+				CHECK(e[2] == 0x0f);
+				npci++;
+			} else {
+				nirq++;
+			}
 			e += 8;
 			break;
 		default:
@@ -57,7 +65,7 @@ static void check_table(struct mem *mem, unsigned int cpus)
 		}
 	}
 	CHECK(e == mpc + len);
-	CHECK(ncpu == cpus && nbsp == 1 && nioapic == 1 && nirq == 16);
+	CHECK(ncpu == cpus && nbsp == 1 && nioapic == 1 && nirq == 16 && npci == 2);
 }
 
 int main(void)
@@ -69,7 +77,7 @@ int main(void)
 	check_table(&mem, 1);
 	check_table(&mem, 4);
 	check_table(&mem, X86_MAX_CPUS);
-	CHECK(mptable_write(&mem, X86_MAX_CPUS + 1, &err) == -1);
+	CHECK(mptable_write(&mem, X86_MAX_CPUS + 1, NULL, 0, &err) == -1);
 	CHECK_ERR(err, KEEL_ERR_INVALID, "255 CPUs");
 	mem_fini(&mem);
 	return test_exit();

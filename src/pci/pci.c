@@ -1,0 +1,503 @@
+// SPDX-License-Identifier: MIT
+/* PCI bus 0: host bridge, config mechanism 1 and ECAM, BAR decoding, INTx. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "core/vm.h"
+#include "pci/msix.h"
+#include "pci/pci.h"
+#include "x86/layout.h"
+#include "x86/x86.h"
+
+#define CF8_ENABLE      0x80000000U
+#define RST_CNT_RESET   0x04    /* port 0xcf9: reset CPU */
+#define INTX_FIRST_GSI  16      /* IOAPIC pins 16-23 take the PCI INTx lines */
+
+struct pci_host {
+	struct vdev vdev;
+	struct keel_vm *vm;
+	pthread_mutex_t lock;           /* config space of every device */
+	uint32_t cf8;
+	struct pci_dev *slot[PCI_MAX_SLOTS];
+	uint64_t mmio_next, io_next;    /* BAR allocation cursors */
+	struct bus_dev cf8_dev, cfc_dev, ecam_dev;
+	struct pci_dev bridge;
+};
+
+static inline void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+void pci_dev_init(struct pci_dev *dev, struct keel_vm *vm, const char *name,
+		  const struct pci_dev_ops *ops, uint16_t vendor, uint16_t device,
+		  uint32_t class_code, uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id)
+{
+	memset(dev, 0, sizeof(*dev));
+	dev->vm = vm;
+	dev->name = name;
+	dev->ops = ops;
+	put16(dev->cfg + PCI_VENDOR_ID, vendor);
+	put16(dev->cfg + PCI_DEVICE_ID, device);
+	dev->cfg[PCI_REVISION] = revision;
+	dev->cfg[PCI_CLASS_PROG] = class_code & 0xff;
+	put16(dev->cfg + PCI_CLASS_PROG + 1, (uint16_t)(class_code >> 8));
+	put16(dev->cfg + PCI_SUBSYS_VENDOR, subsys_vendor);
+	put16(dev->cfg + PCI_SUBSYS_ID, subsys_id);
+	put16(dev->wmask + PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+					 PCI_COMMAND_INTX_DISABLE);
+	dev->wmask[PCI_INTERRUPT_LINE] = 0xff;
+	dev->next_cap = 0x40;
+}
+
+void pci_dev_set_bar(struct pci_dev *dev, int i, enum pci_bar_kind kind, uint64_t size,
+		     const struct bus_dev_ops *ops)
+{
+	struct pci_bar *bar = &dev->bar[i];
+	uint64_t mask = ~(size - 1);
+	uint8_t *w = dev->wmask + PCI_BAR0 + 4 * i;
+
+	bar->kind = kind;
+	bar->size = size;
+	bar->dev = dev;
+	bar->region.ops = ops;
+	bar->region.name = dev->name;
+	switch (kind) {
+	case PCI_BAR_IO:
+		dev->cfg[PCI_BAR0 + 4 * i] = 0x1;
+		put32(w, (uint32_t)mask & 0xfffffffc);
+		break;
+	case PCI_BAR_MEM32:
+		put32(w, (uint32_t)mask & 0xfffffff0);
+		break;
+	case PCI_BAR_MEM64:
+		dev->cfg[PCI_BAR0 + 4 * i] = 0x4;
+		put32(w, (uint32_t)mask & 0xfffffff0);
+		put32(w + 4, (uint32_t)(mask >> 32));
+		break;
+	case PCI_BAR_NONE:
+		break;
+	}
+}
+
+uint8_t pci_dev_add_cap(struct pci_dev *dev, const void *cap, const uint8_t *wmask, unsigned int len)
+{
+	uint8_t off = dev->next_cap;
+
+	if (len < 2 || off + len > 0x100)
+		return 0;
+	memcpy(dev->cfg + off, cap, len);
+	dev->cfg[off + 1] = 0;
+	if (wmask)
+		memcpy(dev->wmask + off, wmask, len);
+	if (dev->last_cap)
+		dev->cfg[dev->last_cap + 1] = off;
+	else
+		dev->cfg[PCI_CAP_PTR] = off;
+	put16(dev->cfg + PCI_STATUS, get16(dev->cfg + PCI_STATUS) | PCI_STATUS_CAP_LIST);
+	dev->last_cap = off;
+	dev->next_cap = (uint8_t)((off + len + 3) & ~3);
+	return off;
+}
+
+static uint64_t bar_cfg_addr(const struct pci_dev *dev, int i)
+{
+	uint32_t lo = get32(dev->cfg + PCI_BAR0 + 4 * i);
+
+	switch (dev->bar[i].kind) {
+	case PCI_BAR_IO:
+		return lo & ~0x3U;
+	case PCI_BAR_MEM32:
+		return lo & ~0xfU;
+	case PCI_BAR_MEM64:
+		return (lo & ~0xfULL) | ((uint64_t)get32(dev->cfg + PCI_BAR0 + 4 * i + 4) << 32);
+	default:
+		return 0;
+	}
+}
+
+/* Claims or releases BAR `i` on its bus to match the command register and BAR value. */
+static void bar_update(struct pci_dev *dev, int i)
+{
+	struct pci_bar *bar = &dev->bar[i];
+	bool io = bar->kind == PCI_BAR_IO;
+	uint16_t cmd = get16(dev->cfg + PCI_COMMAND);
+	bool decode = cmd & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY);
+	uint64_t addr = bar_cfg_addr(dev, i);
+	struct bus *bus = io ? dev->vm->pio : dev->vm->mmio;
+	bool valid = addr && addr + bar->size > addr && (!io || addr + bar->size <= 0x10000);
+
+	if (bar->mapped && decode && valid && addr == bar->addr)
+		return;
+	if (!bar->mapped && !(decode && valid))
+		return;
+	if (bar->mapped) {
+		bus_del(bus, &bar->region);
+		bar->mapped = false;
+	}
+	if (decode && valid) {
+		keel_error *err = NULL;
+
+		if (bus_add(bus, &bar->region, addr, bar->size, &err) == 0) {
+			bar->mapped = true;
+			bar->addr = addr;
+		} else {
+			/* The guest may park a BAR on another claim; it just won't decode. */
+			vm_log(dev->vm, KEEL_LOG_WARNING, "%s: BAR%d not mapped: %s", dev->name, i,
+			       keel_error_get_message(err));
+			keel_error_free(err);
+		}
+	}
+	if (dev->ops && dev->ops->bar_remapped)
+		dev->ops->bar_remapped(dev, i);
+}
+
+static void bars_update(struct pci_dev *dev)
+{
+	for (int i = 0; i < PCI_NR_BARS; i++)
+		if (dev->bar[i].kind != PCI_BAR_NONE)
+			bar_update(dev, i);
+}
+
+struct pci_dev *pci_bar_dev(struct bus_dev *bd)
+{
+	return container_of(bd, struct pci_bar, region)->dev;
+}
+
+uint64_t pci_bar_addr(struct pci_dev *dev, int i)
+{
+	return dev->bar[i].mapped ? dev->bar[i].addr : 0;
+}
+
+static void intx_apply(struct pci_dev *dev)
+{
+	bool disabled = get16(dev->cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE;
+	uint16_t status = get16(dev->cfg + PCI_STATUS) & ~PCI_STATUS_INTERRUPT;
+
+	if (dev->intx_level)
+		status |= PCI_STATUS_INTERRUPT;
+	put16(dev->cfg + PCI_STATUS, status);
+	if (dev->intx_gsi)
+		vm_irq_line(dev->vm, dev->intx_gsi, dev->intx_level && !disabled);
+}
+
+void pci_set_intx(struct pci_dev *dev, int level)
+{
+	struct pci_host *host = dev->vm->pci;
+
+	pthread_mutex_lock(&host->lock);
+	if (dev->intx_level != !!level) {
+		dev->intx_level = !!level;
+		intx_apply(dev);
+	}
+	pthread_mutex_unlock(&host->lock);
+}
+
+static void dev_config_write(struct pci_dev *dev, uint32_t off, const uint8_t *data,
+			     unsigned int len)
+{
+	for (unsigned int i = 0; i < len; i++) {
+		uint8_t m = dev->wmask[off + i];
+
+		dev->cfg[off + i] = (dev->cfg[off + i] & ~m) | (data[i] & m);
+	}
+	if (off < PCI_COMMAND + 2 && off + len > PCI_COMMAND) {
+		bars_update(dev);
+		intx_apply(dev);
+	}
+	for (int i = 0; i < PCI_NR_BARS; i++) {
+		uint32_t b = PCI_BAR0 + 4 * i;
+		uint32_t end = b + (dev->bar[i].kind == PCI_BAR_MEM64 ? 8 : 4);
+
+		if (dev->bar[i].kind != PCI_BAR_NONE && off < end && off + len > b)
+			bar_update(dev, i);
+	}
+	if (off + len > 0x40) {
+		if (dev->msix)
+			msix_config_written(dev, off, len);
+		if (dev->ops && dev->ops->config_written)
+			dev->ops->config_written(dev, off, len);
+	}
+}
+
+void pci_config_access(struct keel_vm *vm, uint8_t bus, uint8_t devfn, uint32_t off,
+		       void *data, unsigned int len, bool is_write)
+{
+	struct pci_host *host = vm->pci;
+	struct pci_dev *dev;
+
+	/* Naturally aligned accesses of 1, 2 or 4 bytes; anything else is dropped. */
+	if ((len != 1 && len != 2 && len != 4) || (off & (len - 1)) || off + len > PCI_CFG_SIZE) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
+	pthread_mutex_lock(&host->lock);
+	dev = (bus == 0 && (devfn & 7) == 0) ? host->slot[devfn >> 3] : NULL;
+	if (!dev) {
+		if (!is_write)
+			memset(data, 0xff, len);
+	} else if (is_write) {
+		dev_config_write(dev, off, data, len);
+	} else {
+		memcpy(data, dev->cfg + off, len);
+	}
+	pthread_mutex_unlock(&host->lock);
+}
+
+/* ---- config mechanism 1 (0xcf8/0xcfc) and the reset control register (0xcf9) ---- */
+
+static void cf8_read(struct bus_dev *bd, uint64_t off, void *data, unsigned int len)
+{
+	struct pci_host *host = container_of(bd, struct pci_host, cf8_dev);
+	uint32_t v;
+
+	pthread_mutex_lock(&host->lock);
+	v = host->cf8;
+	pthread_mutex_unlock(&host->lock);
+	if (len == 4 && off == 0)
+		memcpy(data, &v, 4);
+	else
+		memset(data, off == 1 && len == 1 ? 0 : 0xff, len);
+}
+
+static void cf8_write(struct bus_dev *bd, uint64_t off, const void *data, unsigned int len)
+{
+	struct pci_host *host = container_of(bd, struct pci_host, cf8_dev);
+
+	if (len == 4 && off == 0) {
+		pthread_mutex_lock(&host->lock);
+		memcpy(&host->cf8, data, 4);
+		pthread_mutex_unlock(&host->lock);
+	} else if (len == 1 && off == 1 && (*(const uint8_t *)data & RST_CNT_RESET)) {
+		vm_request_stop(host->vm, KEEL_STOP_RESET, NULL);
+	}
+}
+
+static void cfc_access(struct bus_dev *bd, uint64_t off, void *data, unsigned int len,
+		       bool is_write)
+{
+	struct pci_host *host = container_of(bd, struct pci_host, cfc_dev);
+	uint32_t cf8;
+
+	pthread_mutex_lock(&host->lock);
+	cf8 = host->cf8;
+	pthread_mutex_unlock(&host->lock);
+	if (!(cf8 & CF8_ENABLE)) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
+	pci_config_access(host->vm, (cf8 >> 16) & 0xff, (cf8 >> 8) & 0xff,
+			  (cf8 & 0xfc) + (uint32_t)off, data, len, is_write);
+}
+
+static void cfc_read(struct bus_dev *bd, uint64_t off, void *data, unsigned int len)
+{
+	cfc_access(bd, off, data, len, false);
+}
+
+static void cfc_write(struct bus_dev *bd, uint64_t off, const void *data, unsigned int len)
+{
+	cfc_access(bd, off, (void *)data, len, true);
+}
+
+static void ecam_access(struct bus_dev *bd, uint64_t off, void *data, unsigned int len,
+			bool is_write)
+{
+	struct pci_host *host = container_of(bd, struct pci_host, ecam_dev);
+
+	pci_config_access(host->vm, (uint8_t)(off >> 20), (uint8_t)(off >> 12), off & 0xfff, data,
+			  len, is_write);
+}
+
+static void ecam_read(struct bus_dev *bd, uint64_t off, void *data, unsigned int len)
+{
+	ecam_access(bd, off, data, len, false);
+}
+
+static void ecam_write(struct bus_dev *bd, uint64_t off, const void *data, unsigned int len)
+{
+	ecam_access(bd, off, (void *)data, len, true);
+}
+
+static const struct bus_dev_ops cf8_ops = { .read = cf8_read, .write = cf8_write };
+static const struct bus_dev_ops cfc_ops = { .read = cfc_read, .write = cfc_write };
+static const struct bus_dev_ops ecam_ops = { .read = ecam_read, .write = ecam_write };
+
+/* ---- device registration ---- */
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static int assign_bars(struct pci_host *host, struct pci_dev *dev, keel_error **err)
+{
+	for (int i = 0; i < PCI_NR_BARS; i++) {
+		struct pci_bar *bar = &dev->bar[i];
+		uint64_t addr, *next, end;
+		uint8_t *reg = dev->cfg + PCI_BAR0 + 4 * i;
+
+		if (bar->kind == PCI_BAR_NONE)
+			continue;
+		if (bar->kind == PCI_BAR_IO) {
+			next = &host->io_next;
+			end = LAYOUT_PCI_IO + LAYOUT_PCI_IO_SIZE;
+			addr = align_up(*next, bar->size);
+		} else {
+			next = &host->mmio_next;
+			end = LAYOUT_PCI_MMIO32 + LAYOUT_PCI_MMIO32_SIZE;
+			/* Page-aligned at least, so BARs never share a page. */
+			addr = align_up(*next, bar->size > 4096 ? bar->size : 4096);
+		}
+		if (addr + bar->size > end)
+			return err_set(err, KEEL_ERR_TOO_LARGE,
+				       "%s: no room for BAR%d (%llu bytes) in the PCI %s window",
+				       dev->name, i, (unsigned long long)bar->size,
+				       bar->kind == PCI_BAR_IO ? "I/O" : "MMIO");
+		*next = addr + bar->size;
+		put32(reg, (get32(reg) & (bar->kind == PCI_BAR_IO ? 0x3 : 0xf)) | (uint32_t)addr);
+		if (bar->kind == PCI_BAR_MEM64)
+			put32(reg + 4, (uint32_t)(addr >> 32));
+		bar->addr = addr;
+	}
+	return 0;
+}
+
+int pci_register(struct keel_vm *vm, struct pci_dev *dev, keel_error **err)
+{
+	struct pci_host *host = vm->pci;
+	int slot = -1;
+
+	pthread_mutex_lock(&host->lock);
+	for (int i = 0; i < PCI_MAX_SLOTS; i++) {
+		if (!host->slot[i]) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot < 0) {
+		pthread_mutex_unlock(&host->lock);
+		return err_set(err, KEEL_ERR_TOO_LARGE, "%s: PCI bus 0 is full (%d slots)", dev->name,
+			       PCI_MAX_SLOTS);
+	}
+	if (assign_bars(host, dev, err) < 0) {
+		pthread_mutex_unlock(&host->lock);
+		return -1;
+	}
+	dev->slot = (uint8_t)slot;
+	if (slot) {
+		dev->intx_gsi = INTX_FIRST_GSI + slot % 8;
+		dev->cfg[PCI_INTERRUPT_PIN] = 1;        /* INTA# */
+		dev->cfg[PCI_INTERRUPT_LINE] = (uint8_t)dev->intx_gsi;
+	}
+	memcpy(dev->cfg_power_on, dev->cfg, sizeof(dev->cfg_power_on));
+	host->slot[slot] = dev;
+	pthread_mutex_unlock(&host->lock);
+	return 0;
+}
+
+void pci_unregister(struct keel_vm *vm, struct pci_dev *dev)
+{
+	struct pci_host *host = vm->pci;
+
+	pthread_mutex_lock(&host->lock);
+	for (int i = 0; i < PCI_NR_BARS; i++) {
+		struct pci_bar *bar = &dev->bar[i];
+
+		if (bar->mapped)
+			bus_del(bar->kind == PCI_BAR_IO ? vm->pio : vm->mmio, &bar->region);
+		bar->mapped = false;
+	}
+	if (host->slot[dev->slot] == dev)
+		host->slot[dev->slot] = NULL;
+	pthread_mutex_unlock(&host->lock);
+}
+
+/* Back to the header as created, decoding off: what a PCI reset does. */
+static void pci_dev_reset(struct pci_dev *dev)
+{
+	memcpy(dev->cfg, dev->cfg_power_on, sizeof(dev->cfg_power_on));
+	bars_update(dev);
+	dev->intx_level = false;
+	intx_apply(dev);
+	if (dev->msix)
+		msix_reset(dev);
+	if (dev->ops && dev->ops->reset)
+		dev->ops->reset(dev);
+}
+
+static void pci_host_reset(struct vdev *vd)
+{
+	struct pci_host *host = container_of(vd, struct pci_host, vdev);
+
+	pthread_mutex_lock(&host->lock);
+	host->cf8 = 0;
+	for (int i = 0; i < PCI_MAX_SLOTS; i++)
+		if (host->slot[i])
+			pci_dev_reset(host->slot[i]);
+	pthread_mutex_unlock(&host->lock);
+}
+
+/* Devices are destroyed newest first, so every PCI device is gone by now. */
+static void pci_host_free(struct vdev *vd)
+{
+	struct pci_host *host = container_of(vd, struct pci_host, vdev);
+	struct keel_vm *vm = host->vm;
+
+	bus_del(vm->pio, &host->cf8_dev);
+	bus_del(vm->pio, &host->cfc_dev);
+	bus_del(vm->mmio, &host->ecam_dev);
+	pthread_mutex_destroy(&host->lock);
+	free(host);
+	vm->pci = NULL;
+}
+
+int pci_host_create(struct keel_vm *vm, keel_error **err)
+{
+	struct pci_host *host = calloc(1, sizeof(*host));
+
+	if (!host)
+		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating the PCI host bridge");
+	host->vm = vm;
+	pthread_mutex_init(&host->lock, NULL);
+	host->mmio_next = LAYOUT_PCI_MMIO32;
+	host->io_next = LAYOUT_PCI_IO;
+	host->cf8_dev = (struct bus_dev){ .ops = &cf8_ops, .name = "pci-cf8" };
+	host->cfc_dev = (struct bus_dev){ .ops = &cfc_ops, .name = "pci-cfc" };
+	host->ecam_dev = (struct bus_dev){ .ops = &ecam_ops, .name = "pci-ecam" };
+	host->vdev = (struct vdev){ .name = "pci-host", .reset = pci_host_reset,
+				    .destroy = pci_host_free };
+	vm->pci = host;
+	vm_add_vdev(vm, &host->vdev);
+	if (bus_add(vm->pio, &host->cf8_dev, 0xcf8, 4, err) < 0 ||
+	    bus_add(vm->pio, &host->cfc_dev, 0xcfc, 4, err) < 0 ||
+	    bus_add(vm->mmio, &host->ecam_dev, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, err) < 0)
+		return -1;
+	/* 00:00.0: the host bridge (the generic PCIe host bridge ID QEMU uses too). */
+	pci_dev_init(&host->bridge, vm, "pci-host-bridge", NULL, 0x1b36, 0x0008, 0x060000, 0,
+		     0x1af4, 0x1100);
+	return pci_register(vm, &host->bridge, err);
+}
+
+int pci_intx_routes(struct keel_vm *vm, struct mp_pci_irq *out, int max)
+{
+	struct pci_host *host = vm->pci;
+	int n = 0;
+
+	if (!host)
+		return 0;
+	pthread_mutex_lock(&host->lock);
+	for (int i = 1; i < PCI_MAX_SLOTS && n < max; i++) {
+		if (host->slot[i] && host->slot[i]->intx_gsi) {
+			out[n].slot = (uint8_t)i;
+			out[n].gsi = (uint8_t)host->slot[i]->intx_gsi;
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&host->lock);
+	return n;
+}

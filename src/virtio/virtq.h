@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Split virtqueues (virtio 1.x, 2.7): the device side.  Everything the guest
+ * wrote (ring addresses, indices, descriptors, chains) is validated here; a
+ * guest error marks the queue broken and is reported once, never trusted.
+ * Not thread-safe: one thread at a time processes a queue.
+ */
+#ifndef KEEL_VIRTIO_VIRTQ_H
+#define KEEL_VIRTIO_VIRTQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "core/error.h"
+#include "kvm/mem.h"
+
+#define VIRTQ_MAX_SIZE 32768    /* largest queue size the spec allows */
+#define VIRTQ_MAX_CHAIN 1024    /* keel's limit on buffers in one chain */
+
+#define VIRTQ_DESC_F_NEXT     1
+#define VIRTQ_DESC_F_WRITE    2
+#define VIRTQ_DESC_F_INDIRECT 4
+
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1    /* avail->flags: driver wants no interrupt */
+#define VIRTQ_USED_F_NO_NOTIFY     1    /* used->flags: device wants no kick */
+
+struct virtq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+/* Programmed by the transport from the driver's writes. */
+struct virtq_config {
+	uint16_t size;          /* power of two, 1..VIRTQ_MAX_SIZE */
+	uint64_t desc_gpa;
+	uint64_t avail_gpa;
+	uint64_t used_gpa;
+};
+
+struct virtq {
+	struct virtq_config cfg;
+	bool event_idx;         /* VIRTIO_F_EVENT_IDX negotiated */
+	bool indirect;          /* VIRTIO_F_INDIRECT_DESC negotiated */
+	bool enabled;           /* virtq_enable() succeeded */
+	bool broken;            /* the guest misprogrammed it; see virtq_enable() */
+
+	/* Host views of the rings, valid while enabled. */
+	const struct mem *mem;
+	struct virtq_desc *desc;
+	volatile uint16_t *avail;       /* flags, idx, ring[size], used_event */
+	volatile uint16_t *used;        /* flags, idx, then elements at used + 2 */
+	uint16_t last_avail;    /* next avail ring slot the device takes */
+	uint16_t used_idx;      /* the device's copy of used->idx */
+	uint16_t signalled_used;        /* used_idx at the last interrupt */
+	bool signalled_valid;
+};
+
+/* A descriptor chain as host iovecs: `nr_out` readable, then `nr_in` writable. */
+struct virtq_chain {
+	uint16_t head;
+	unsigned int nr_out, nr_in;
+	uint64_t out_len, in_len;       /* byte totals */
+	struct iovec iov[VIRTQ_MAX_CHAIN];
+};
+
+/*
+ * Checks the configured size and ring addresses (alignment, inside guest
+ * RAM) and maps the rings; the queue starts at the driver's current avail
+ * index 0 state.  Fails with a message naming the bad value.
+ */
+int virtq_enable(struct virtq *vq, const struct mem *mem, keel_error **err);
+/* Back to the reset state (disabled, indices 0, config cleared). */
+void virtq_reset(struct virtq *vq);
+
+/*
+ * Takes the next available chain.  Returns 1 and fills `chain`, 0 when none
+ * is available, -1 when the guest broke the rules (bad avail index, head or
+ * next index out of range, a loop, a chain longer than the queue or than
+ * VIRTQ_MAX_CHAIN, an address outside RAM, a writable buffer before a
+ * readable one, a bad indirect table): `err` says which and the queue is
+ * marked broken (further calls return -1 without touching guest memory).
+ */
+int virtq_pop(struct virtq *vq, struct virtq_chain *chain, keel_error **err);
+/* Returns a chain taken with virtq_pop() as used, `len` bytes written. */
+void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
+/*
+ * After pushing: whether the driver wants an interrupt now (honours
+ * VIRTQ_AVAIL_F_NO_INTERRUPT or, with EVENT_IDX, used_event).
+ */
+bool virtq_should_notify(struct virtq *vq);
+/*
+ * Kick suppression while the device is busy processing: disable asks the
+ * driver not to kick; enable re-allows kicks and returns true when buffers
+ * arrived meanwhile (the caller must then process again).
+ */
+void virtq_disable_kicks(struct virtq *vq);
+bool virtq_enable_kicks(struct virtq *vq);
+
+/* Copies between a chain's buffers and flat memory; return bytes copied. */
+size_t virtq_chain_read(const struct virtq_chain *chain, size_t offset, void *buf, size_t len);
+size_t virtq_chain_write(const struct virtq_chain *chain, size_t offset, const void *buf,
+			 size_t len);
+
+#endif
