@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "args.h"
 
@@ -23,11 +26,13 @@ void cli_usage(FILE *stream)
 		"  -a, --cmdline STRING     kernel command line\n"
 		"  -s, --serial SPEC        next serial port (COM1..COM4): stdio, file:PATH, none\n"
 		"                           (default: COM1 on stdio)\n"
-		"                           (also fd:N: an inherited descriptor for both directions)\n"
+		"                           socket:PATH (keel listens on a Unix socket and waits\n"
+		"                           for one client before starting), fd:N (an inherited\n"
+		"                           descriptor for both directions)\n"
 		"  -d, --disk SPEC          virtio-blk disk: PATH[,ro][,sync=full|fsync|none]\n"
 		"                           [,cache=host|direct][,serial=STR][,queues=N]\n"
 		"      --rng[=BYTES/S]      virtio-rng entropy device, optionally rate-limited\n"
-		"      --console SPEC       virtio console (hvc0): stdio, file:PATH, fd:N, none\n"
+		"      --console SPEC       virtio console (hvc0), SPEC as for --serial\n"
 		"      --virtio-transport T pci (default) or mmio (keel adds virtio_mmio.device=\n"
 		"                           to the kernel command line)\n"
 		"      --on-reset ACTION    when the guest resets: stop (default) or restart\n"
@@ -68,7 +73,7 @@ enum { OPT_ON_RESET = 256, OPT_HUGEPAGES, OPT_RNG, OPT_CONSOLE, OPT_TRANSPORT };
 static bool serial_spec_ok(const char *spec)
 {
 	return !strcmp(spec, "stdio") || !strcmp(spec, "none") || !strncmp(spec, "file:", 5) ||
-	       !strncmp(spec, "fd:", 3);
+	       !strncmp(spec, "fd:", 3) || !strncmp(spec, "socket:", 7);
 }
 
 int cli_parse_run(int argc, char **argv, struct cli_run *run)
@@ -124,7 +129,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 				return -1;
 			}
 			if (!serial_spec_ok(optarg)) {
-				fprintf(stderr, "keel: --serial '%s': expected stdio, file:PATH, fd:N or none\n",
+				fprintf(stderr, "keel: --serial '%s': expected stdio, file:PATH, socket:PATH, fd:N or none\n",
 					optarg);
 				return -1;
 			}
@@ -162,7 +167,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 			break;
 		case OPT_CONSOLE:
 			if (!serial_spec_ok(optarg)) {
-				fprintf(stderr, "keel: --console '%s': expected stdio, file:PATH, fd:N or none\n",
+				fprintf(stderr, "keel: --console '%s': expected stdio, file:PATH, socket:PATH, fd:N or none\n",
 					optarg);
 				return -1;
 			}
@@ -263,8 +268,49 @@ fail:
 	return NULL;
 }
 
+/* Listens on a Unix stream socket at `path` and returns the first client. */
+static int accept_one(const char *path, char *msg, size_t msg_len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int lfd, fd = -1;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(msg, msg_len, "socket path '%s' is too long", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unlink(path);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0) {
+		snprintf(msg, msg_len, "cannot listen on '%s': %s", path, strerror(errno));
+	} else {
+		fprintf(stderr, "keel: waiting for a client on %s\n", path);
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			snprintf(msg, msg_len, "accept on '%s': %s", path, strerror(errno));
+	}
+	if (lfd >= 0)
+		close(lfd);
+	unlink(path);
+	return fd;
+}
+
 keel_serial_attachment *cli_serial_attachment(const char *spec, keel_error **err)
 {
+	if (!strncmp(spec, "socket:", 7)) {
+		keel_serial_attachment *att;
+		char msg[256];
+		int fd = accept_one(spec + 7, msg, sizeof(msg));
+
+		if (fd < 0) {
+			fprintf(stderr, "keel: %s\n", msg);
+			*err = NULL;
+			return NULL;
+		}
+		att = keel_serial_attachment_new_fds(fd, fd, err);
+		close(fd);      /* the attachment holds its own duplicates */
+		return att;
+	}
 	if (!strcmp(spec, "stdio"))
 		return keel_serial_attachment_new_stdio(err);
 	if (!strcmp(spec, "none"))

@@ -22,6 +22,8 @@
 #include "dev/legacy.h"
 #include "kvm/vcpu.h"
 #include "pci/pci.h"
+#include "virtio/devices.h"
+#include "x86/layout.h"
 #include "x86/x86.h"
 
 #define KEEL_VERSION "0.1.0"
@@ -170,6 +172,21 @@ void vm_request_stop(struct keel_vm *vm, keel_stop_reason reason, keel_error *de
 }
 
 /*
+ * The kernel command line: the configured one, plus what the machine must
+ * tell a Linux guest (virtio-mmio devices have no bus to be found on).
+ */
+static int vm_cmdline(struct keel_vm *vm, char *buf, size_t len, keel_error **err)
+{
+	size_t n = (size_t)snprintf(buf, len, "%s", vm->cfg.boot->cmdline);
+
+	if (n >= len || virtio_mmio_cmdline(vm, buf + n, len - n) < 0)
+		return err_set(err, KEEL_ERR_TOO_LARGE,
+			       "kernel command line with the virtio-mmio devices exceeds %zu bytes",
+			       len - 1);
+	return 0;
+}
+
+/*
  * Puts guest RAM and the vCPUs in their power-on state with the boot
  * loader's image loaded.  `reload` is set when a previous run left state.
  */
@@ -178,6 +195,8 @@ static int vm_load(struct keel_vm *vm, bool reload, keel_error **err)
 	const struct keel_boot_loader *bl = vm->cfg.boot;
 	struct mp_pci_irq pci_irqs[PCI_MAX_SLOTS];
 	struct boot_entry entry;
+	char *cmdline;
+	int ret;
 	int nr_pci;
 
 	if (reload) {
@@ -195,7 +214,14 @@ static int vm_load(struct keel_vm *vm, bool reload, keel_error **err)
 	nr_pci = pci_intx_routes(vm, pci_irqs, PCI_MAX_SLOTS);
 	if (mptable_write(&vm->mem, vm->cfg.cpus, pci_irqs, nr_pci, err) < 0)
 		return -1;
-	if (boot_load_files(&vm->mem, bl->kernel, bl->initrd, bl->cmdline, &entry, err) < 0)
+	cmdline = malloc(LAYOUT_CMDLINE_MAX);
+	if (!cmdline)
+		return err_set(err, KEEL_ERR_NOMEM, "out of memory building the command line");
+	ret = vm_cmdline(vm, cmdline, LAYOUT_CMDLINE_MAX, err);
+	if (ret == 0)
+		ret = boot_load_files(&vm->mem, bl->kernel, bl->initrd, cmdline, &entry, err);
+	free(cmdline);
+	if (ret < 0)
 		return -1;
 	if (x86_vcpu_set_entry(&vm->vcpus[0], &entry, err) < 0)
 		return -1;
@@ -326,6 +352,15 @@ static int vm_create_devices(struct keel_vm *vm, keel_error **err)
 			return -1;
 	if (i8042_create(vm, err) < 0 || rtc_create(vm, err) < 0 || port80_create(vm, err) < 0)
 		return -1;
+	for (int i = 0; i < vm->cfg.disks.nr; i++)
+		if (virtio_blk_create(vm, vm->cfg.disks.items[i], err) < 0)
+			return -1;
+	for (int i = 0; i < vm->cfg.rngs.nr; i++)
+		if (virtio_rng_create(vm, vm->cfg.rngs.items[i], err) < 0)
+			return -1;
+	for (int i = 0; i < vm->cfg.consoles.nr; i++)
+		if (virtio_console_create(vm, vm->cfg.consoles.items[i], err) < 0)
+			return -1;
 	return 0;
 }
 

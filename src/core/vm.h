@@ -40,6 +40,7 @@ struct keel_vm {
 	struct loop *loop;
 	struct irq_routing irq;         /* KVM GSI routes (MSI) */
 	struct pci_host *pci;
+	unsigned int nr_virtio_mmio;    /* virtio-mmio devices attached (virtio/mmio.c) */
 	struct vdev *devs;              /* newest first */
 	struct vcpu *vcpus;             /* cfg.cpus entries */
 

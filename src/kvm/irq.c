@@ -191,3 +191,32 @@ void ioeventfd_deassign(struct kvm *kvm, int fd, uint64_t addr, uint32_t len, bo
 {
 	ioeventfd(kvm, fd, addr, len, is_pio, true);
 }
+
+static int ioeventfd_match(struct kvm *kvm, int fd, uint64_t addr, uint32_t len, bool is_pio,
+			   uint64_t value, bool deassign)
+{
+	struct kvm_ioeventfd io = {
+		.datamatch = value, .addr = addr, .len = len, .fd = fd,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (is_pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+			 (deassign ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0),
+	};
+
+	return ioctl(kvm->vm_fd, KVM_IOEVENTFD, &io);
+}
+
+int ioeventfd_assign_match(struct kvm *kvm, int fd, uint64_t addr, uint32_t len, bool is_pio,
+			   uint64_t value, keel_error **err)
+{
+	if (ioeventfd_match(kvm, fd, addr, len, is_pio, value, false) < 0)
+		return err_errno(err, KEEL_ERR_KVM, errno,
+				 "KVM_IOEVENTFD at %s 0x%llx for value %llu failed",
+				 is_pio ? "port" : "address", (unsigned long long)addr,
+				 (unsigned long long)value);
+	return 0;
+}
+
+void ioeventfd_deassign_match(struct kvm *kvm, int fd, uint64_t addr, uint32_t len, bool is_pio,
+			      uint64_t value)
+{
+	ioeventfd_match(kvm, fd, addr, len, is_pio, value, true);
+}

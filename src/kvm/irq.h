@@ -45,5 +45,10 @@ void irqfd_deassign(struct kvm *kvm, int fd, uint32_t gsi);
 int ioeventfd_assign(struct kvm *kvm, int fd, uint64_t addr, uint32_t len, bool is_pio,
 		     keel_error **err);
 void ioeventfd_deassign(struct kvm *kvm, int fd, uint64_t addr, uint32_t len, bool is_pio);
+/* Only writes of `len` bytes (1, 2, 4 or 8) whose value is `value` signal `fd`. */
+int ioeventfd_assign_match(struct kvm *kvm, int fd, uint64_t addr, uint32_t len, bool is_pio,
+			   uint64_t value, keel_error **err);
+void ioeventfd_deassign_match(struct kvm *kvm, int fd, uint64_t addr, uint32_t len, bool is_pio,
+			      uint64_t value);
 
 #endif

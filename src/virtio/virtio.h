@@ -69,6 +69,13 @@ struct virtio_transport_ops {
 	void (*notify_queue)(struct virtio_dev *vdev, unsigned int q);
 	/* Raises the configuration-change interrupt. */
 	void (*notify_config)(struct virtio_dev *vdev);
+	/*
+	 * Device reset (status 0): the transport drops its own per-device
+	 * state (interrupt status, vectors, selectors).  Called with
+	 * vdev->lock held; must not take locks of the PCI core (the transport
+	 * lowers INTx itself after virtio_dev_set_status() returns).  May be NULL.
+	 */
+	void (*reset)(struct virtio_dev *vdev);
 };
 
 struct virtio_dev {
@@ -85,12 +92,22 @@ struct virtio_dev {
 	unsigned int nr_queues;
 	uint16_t queue_max_size;        /* per queue */
 
+	/*
+	 * Covers status, features, queue configuration and `started`; taken by
+	 * the transport around register accesses and by devices around queue
+	 * processing.  Not recursive.  ops->start/stop run with it held (so
+	 * ops->stop must not wait for a thread that takes it).  Lock order:
+	 * PCI host lock -> vdev->lock; so virtio_dev_notify(), virtio_dev_fail()
+	 * and virtio_dev_set_status() are called WITHOUT it (they take it).
+	 */
 	pthread_mutex_t lock;
 	uint8_t status;
 	uint8_t config_generation;
 	bool started;
 	struct virtq vqs[VIRTIO_MAX_QUEUES];
 	int kick_fd[VIRTIO_MAX_QUEUES]; /* eventfd per queue: the guest's kicks */
+	/* The driver enabled the queue (queue_enable / QueueReady); transports set it. */
+	bool queue_ready[VIRTIO_MAX_QUEUES];
 };
 
 /* Fills the common fields; kick eventfds are created here. */
@@ -105,15 +122,20 @@ static inline bool virtio_has_feature(const struct virtio_dev *vdev, unsigned in
 }
 /*
  * Called by transports on status writes: FEATURES_OK checks the accepted
- * features, DRIVER_OK maps queues and calls ops->start, 0 resets.
+ * features, DRIVER_OK maps queues and calls ops->start, 0 resets.  Takes
+ * vdev->lock.
  */
 void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status);
-/* After pushing used buffers on queue `q`: interrupt the driver if it wants one. */
+/*
+ * After pushing used buffers on queue `q`: interrupt the driver if it wants
+ * one.  Takes vdev->lock (call without it).
+ */
 void virtio_dev_notify(struct virtio_dev *vdev, unsigned int q);
 /*
  * The guest broke the rules on this device: log `err` (freed here), set
  * NEEDS_RESET and raise a configuration interrupt.  The device stops using
  * its queues until the driver resets it; the VM and other devices go on.
+ * Takes vdev->lock (call without it).
  */
 void virtio_dev_fail(struct virtio_dev *vdev, keel_error *err);
 

@@ -248,6 +248,9 @@ int x86_vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry, keel_e
 	memset(&regs, 0, sizeof(regs));
 	regs.rflags = 2;        /* bit 1 is reserved and always set */
 	regs.rip = entry->rip;
+	/* Not required by the protocols, but code that pushes before it sets
+	 * up its own stack should not fault: give it the page below the tables. */
+	regs.rsp = regs.rbp = LAYOUT_BOOT_STACK;
 	regs.rsi = entry->rsi;
 	regs.rbx = entry->rbx;
 	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)

@@ -8,6 +8,7 @@
 #define LAYOUT_PVH_INFO         0x6000ULL   /* hvm_start_info, modlist, memmap */
 #define LAYOUT_PVH_INFO_SIZE    0x1000ULL
 #define LAYOUT_ZERO_PAGE        0x7000ULL   /* Linux boot_params */
+#define LAYOUT_BOOT_STACK       0x8ff0ULL   /* initial RSP: top of 0x8000-0x8fff */
 #define LAYOUT_PML4             0x9000ULL
 #define LAYOUT_PDPT             0xa000ULL
 #define LAYOUT_PD               0xb000ULL   /* 4 pages: identity map of 4 GiB */

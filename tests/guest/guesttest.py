@@ -4,6 +4,13 @@
 The guest reports on COM1: "PASS <what>" / "FAIL <what>: <why>" lines and
 finally "KEEL-TEST-END pass=N fail=M", then resets the VM (which ends the
 VMM: QEMU runs with -no-reboot). Exit status: 0 pass, 1 fail, 77 skip.
+
+Virtio devices (--blk-image, --rng, --console, --transport) put QEMU on
+q35 (PCI, SeaBIOS assigns the BARs) or microvm (virtio-mmio, which appends
+virtio_mmio.device= words to the command line itself); keel gets --disk,
+--rng, --console socket:PATH and --virtio-transport. The disk image is
+patterned (sector s holds u64 words s << 32 | w) and checked afterwards
+against the guest's BLK-WRITTEN/BLK-ZEROED/BLK-DISCARDED lines.
 """
 import argparse
 import codecs
@@ -12,6 +19,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -22,6 +31,17 @@ SKIP = 77
 KVM_GET_API_VERSION = 0xae00
 END_RE = re.compile(r'KEEL-TEST-END pass=(\d+) fail=(\d+)')
 CHECK_RE = re.compile(r'^(PASS|FAIL) ')
+BLK_RE = re.compile(r'^BLK-(WRITTEN|ZEROED|DISCARDED) (\d+) (\d+)\s*$', re.M)
+SECTOR = 512
+GUEST_XOR = 0xa5a5a5a5a5a5a5a5
+# Ranges the virtio_blk guest modifies (cmdline blk_*_sector/count).
+BLK_WRITE = (64, 40)
+BLK_ZERO = (128, 16)
+BLK_DISCARD = (192, 16)
+QEMU_ECAM = 0xb0000000		# q35 MMCONFIG as SeaBIOS programs it
+# keel's ECAM base for --ecam, once keel has one; None: pass no ecam= (the
+# guest then uses 0xcf8/0xcfc only, unless keel appends ecam= itself).
+KEEL_ECAM = None
 
 
 def kvm_usable():
@@ -51,6 +71,68 @@ def make_initrd(size):
     return f.name
 
 
+def parse_size(text):
+    m = re.fullmatch(r'(\d+)([KMG]?)', text.strip().upper())
+    if not m:
+        raise argparse.ArgumentTypeError('bad size: %s' % text)
+    return int(m.group(1)) << {'': 0, 'K': 10, 'M': 20, 'G': 30}[m.group(2)]
+
+
+def sector_bytes(s, guest=False):
+    x = GUEST_XOR if guest else 0
+    return struct.pack('<64Q', *[((s << 32) | w) ^ x for w in range(64)])
+
+
+def make_disk(path, size):
+    with open(path, 'wb') as f:
+        for s in range(size // SECTOR):
+            f.write(sector_bytes(s))
+
+
+def check_disk(path, size, text, ro, no_write):
+    """Compare the image with what the guest said it did. (ok, why)"""
+    marks = {'WRITTEN': [], 'ZEROED': [], 'DISCARDED': []}
+    for m in BLK_RE.finditer(text.replace('\r', '')):
+        marks[m.group(1)].append((int(m.group(2)), int(m.group(3))))
+    if (ro or no_write) and any(marks.values()):
+        return False, 'disk must stay unchanged, yet the guest reported %s' % (
+            marks)
+    if not ro and not no_write and marks['WRITTEN'] != [BLK_WRITE]:
+        return False, 'guest reported writes %s, expected [%s]' % (
+            marks['WRITTEN'], BLK_WRITE)
+    expect = {}
+    for kind, ranges in marks.items():
+        for s, c in ranges:
+            for i in range(s, s + c):
+                expect[i] = kind
+    with open(path, 'rb') as f:
+        data = f.read()
+    if len(data) != size:
+        return False, 'image size %d, expected %d' % (len(data), size)
+    zero = bytes(SECTOR)
+    for i in range(size // SECTOR):
+        got = data[i * SECTOR:(i + 1) * SECTOR]
+        kind = expect.get(i)
+        if kind == 'WRITTEN':
+            ok = got == sector_bytes(i, guest=True)
+        elif kind == 'ZEROED':
+            ok = got == zero
+        elif kind == 'DISCARDED':
+            ok = got == zero or got == sector_bytes(i)
+        else:
+            ok = got == sector_bytes(i)
+        if not ok:
+            return False, 'image sector %d wrong (%s): %s...' % (
+                i, kind or 'unchanged', got[:16].hex())
+    n = {k: sum(c for _, c in v) for k, v in marks.items()}
+    return True, 'image ok: %d written, %d zeroed, %d discarded sectors' % (
+        n['WRITTEN'], n['ZEROED'], n['DISCARDED'])
+
+
+def n_virtio(a):
+    return bool(a.blk_image) + bool(a.rng) + bool(a.console)
+
+
 def build_cmdline(a):
     words = [a.cmdline] if a.cmdline else []
     words.append('expect_mem_mib=%d' % a.mem)
@@ -59,18 +141,90 @@ def build_cmdline(a):
         words.append('initrd_size=%d' % a.initrd_size)
     if a.hosttime:
         words.append('hosttime=%d' % int(time.time()))
+    if n_virtio(a):
+        words.append('transport=%s' % a.transport)
+        words.append('virtio_devices=%d' % n_virtio(a))
+    if a.blk_image:
+        words.append('blk_sectors=%d' % (a.blk_image // SECTOR))
+        words.append('blk_write_sector=%d blk_write_count=%d' % BLK_WRITE)
+        words.append('blk_zero_sector=%d blk_zero_count=%d' % BLK_ZERO)
+        words.append('blk_discard_sector=%d blk_discard_count=%d' %
+                     BLK_DISCARD)
+        if a.blk_ro:
+            words.append('blk_ro=1')
+        if a.blk_serial:
+            words.append('blk_serial=%s' % a.blk_serial)
+        if a.blk_queues and a.vmm == 'qemu':
+            words.append('blk_queues=%d' % a.blk_queues)
+    if a.console_expect:
+        words.append('console_expect=%s' % a.console_expect)
+    ecam = QEMU_ECAM if a.vmm == 'qemu' else KEEL_ECAM
+    if a.ecam and a.transport == 'pci' and ecam is not None:
+        words.append('ecam=%#x' % ecam)
     return ' '.join(words)
 
 
-def vmm_command(a, cmdline, initrd):
+def odirect_ok(path):
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_DIRECT))
+        return True
+    except OSError:
+        return False
+
+
+def qemu_virtio(a, disk, sock):
+    """QEMU machine and device arguments for the virtio options."""
+    mmio = a.transport == 'mmio'
+    sfx = '-device' if mmio else '-pci'
+    leg = '' if mmio else ',disable-legacy=on'
+    args = []
+    if disk:
+        cache = 'none' if odirect_ok(disk) else 'writeback'
+        args += ['-drive', 'file=%s,if=none,id=d0,format=raw,cache=%s,'
+                 'aio=threads%s' % (disk, cache,
+                                    ',readonly=on' if a.blk_ro else '')]
+        dev = 'virtio-blk%s,drive=d0%s' % (sfx, leg)
+        if a.blk_serial:
+            dev += ',serial=' + a.blk_serial
+        if a.blk_queues:
+            dev += ',num-queues=%d' % a.blk_queues
+        args += ['-device', dev]
+    if a.rng:
+        args += ['-device', 'virtio-rng%s%s' % (sfx, leg)]
+    if sock:
+        args += ['-chardev', 'socket,id=c0,path=%s,server=on,wait=off' % sock,
+                 '-device', 'virtio-serial%s%s' % (sfx, leg),
+                 '-device', 'virtconsole,chardev=c0']
+    if mmio:
+        # microvm has no i8042: add one for the reset; modern virtio-mmio.
+        return ['microvm,acpi=off'], ['-device', 'i8042', '-global',
+                                     'virtio-mmio.force-legacy=false'] + args
+    return ['q35'], args
+
+
+def vmm_command(a, cmdline, initrd, disk=None, sock=None):
     if a.vmm == 'keel':
         cmd = [a.keel, 'run', '--cpus', str(a.cpus), '--memory',
                '%dM' % a.mem, '--kernel', a.guest, '--cmdline', cmdline]
         if initrd:
             cmd += ['--initrd', initrd]
+        if n_virtio(a) or a.ecam:
+            cmd += ['--virtio-transport', a.transport]
+        if disk:
+            spec = disk + (',ro' if a.blk_ro else '')
+            if a.blk_serial:
+                spec += ',serial=' + a.blk_serial
+            cmd += ['--disk', spec]
+        if a.rng:
+            cmd += ['--rng']
+        if sock:
+            cmd += ['--console', 'socket:' + sock]
         return cmd + ['--serial', 'stdio']
     kvm, _ = kvm_usable()
-    cmd = [a.qemu, '-M', 'pc']
+    machine, extra = ['pc'], []
+    if n_virtio(a) or a.ecam:
+        machine, extra = qemu_virtio(a, disk, sock)
+    cmd = [a.qemu, '-M'] + machine
     if kvm:
         cmd += ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities,-xsave']
     else:
@@ -82,10 +236,66 @@ def vmm_command(a, cmdline, initrd):
             '-kernel', a.guest, '-append', cmdline]
     if initrd or a.module:
         cmd += ['-initrd', initrd or a.module]
-    return cmd
+    return cmd + extra
 
 
-def run_vm(cmd, stdin_data, timeout):
+class ConsoleHost(threading.Thread):
+    """Host side of the virtio console: connect to the VMM's unix socket,
+    send WORD once the guest printed READY on COM1, collect its output."""
+
+    def __init__(self, path, word, ready, timeout):
+        super().__init__(daemon=True)
+        self.path, self.word, self.ready = path, word, ready
+        self.deadline = time.time() + timeout
+        self.got = bytearray()
+        self.error = None
+
+    def run(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            while True:
+                try:
+                    s.connect(self.path)
+                    break
+                except OSError as e:
+                    if time.time() > self.deadline:
+                        self.error = 'console socket %s: %s' % (self.path, e)
+                        return
+                    time.sleep(0.05)
+            if not self.word:
+                while s.recv(4096):
+                    pass
+                return
+            if not self.ready.wait(max(0, self.deadline - time.time())):
+                self.error = 'guest never printed READY'
+                return
+            s.sendall(self.word.encode() + b'\n')
+            want = b'ECHO ' + self.word.encode() + b'\n'
+            while want not in self.got:
+                s.settimeout(max(0.1, self.deadline - time.time()))
+                data = s.recv(4096)
+                if not data:
+                    break
+                self.got.extend(data)
+        except OSError as e:
+            self.error = 'console: %s' % e
+        finally:
+            s.close()
+
+    def verdict(self):
+        if self.error:
+            return False, self.error
+        lines = self.got.decode('utf-8', 'replace').replace('\r', '')
+        lines = lines.split('\n')
+        if 'CONSOLE-HELLO' not in lines:
+            return False, 'console host side got no CONSOLE-HELLO: %r' % (
+                bytes(self.got))
+        if 'ECHO ' + self.word not in lines:
+            return False, 'console host side got no echo: %r' % bytes(self.got)
+        return True, 'console host side ok'
+
+
+def run_vm(cmd, stdin_data, timeout, ready_event=None):
     """Run the VMM; return (output text, exit code or None on time-out)."""
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -100,6 +310,8 @@ def run_vm(cmd, stdin_data, timeout):
             out.extend(data)
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
+            if ready_event and re.search(rb'(^|\n)READY\r?\n', out):
+                ready_event.set()
             if not fed[0] and re.search(rb'(^|\n)READY\r?\n', out):
                 fed[0] = True
                 try:
@@ -124,7 +336,12 @@ def run_vm(cmd, stdin_data, timeout):
     return out.decode('utf-8', 'replace'), rc
 
 
-def judge(text, rc, expect_pass):
+# How each VMM reports that the guest reset the machine (the end of every
+# guest test): QEMU -no-reboot exits 0, keel exits 3 ("guest reset").
+RESET_STATUS = {'qemu': 0, 'keel': 3}
+
+
+def judge(text, rc, expect_pass, reset_status=0):
     lines = [l.strip('\r') for l in text.split('\n')]
     fails = [l for l in lines if CHECK_RE.match(l) and l.startswith('FAIL')]
     ends = [m for m in (END_RE.search(l) for l in lines) if m]
@@ -143,8 +360,9 @@ def judge(text, rc, expect_pass):
     if npass < expect_pass:
         return False, 'only %d checks passed, expected >= %d' % (npass,
                                                                 expect_pass)
-    if rc != 0:
-        return False, 'VMM exited with status %d' % rc
+    if rc != reset_status:
+        return False, 'VMM exited with status %d, expected %d (guest reset)' % (
+            rc, reset_status)
     return True, '%d checks passed' % npass
 
 
@@ -164,6 +382,26 @@ def main():
                     'work, a final newline is added if missing')
     ap.add_argument('--module', help='qemu only: file passed as -initrd '
                     '(the PVH module), e.g. the bzImage for bzload.elf')
+    ap.add_argument('--blk-image', type=parse_size, metavar='SIZE',
+                    help='virtio-blk disk: a patterned image of SIZE bytes '
+                    '(K/M/G), checked after the run')
+    ap.add_argument('--blk-ro', action='store_true',
+                    help='attach the disk read-only')
+    ap.add_argument('--blk-no-write', action='store_true',
+                    help='the guest must leave the disk unchanged')
+    ap.add_argument('--blk-serial', help='disk serial (GET_ID)')
+    ap.add_argument('--blk-queues', type=int, default=0,
+                    help='qemu only: virtio-blk num-queues')
+    ap.add_argument('--rng', action='store_true', help='virtio-rng device')
+    ap.add_argument('--console', action='store_true',
+                    help='virtio console on a unix socket held by the runner')
+    ap.add_argument('--console-expect', metavar='WORD',
+                    help='with --console: send WORD after READY and expect '
+                    'CONSOLE-HELLO and "ECHO WORD" back')
+    ap.add_argument('--transport', choices=['pci', 'mmio'], default='pci',
+                    help='virtio transport (qemu: q35 or microvm)')
+    ap.add_argument('--ecam', action='store_true',
+                    help='pass ecam=ADDR (q35: %#x) and use q35' % QEMU_ECAM)
     ap.add_argument('--timeout', type=float, default=120)
     ap.add_argument('--expect-pass', type=int, default=1)
     a = ap.parse_args()
@@ -180,6 +418,11 @@ def main():
     if a.module and (a.vmm != 'qemu' or a.initrd_size):
         print('FAIL %s: --module is for qemu without --initrd-size' % name)
         return 1
+    if a.console_expect:
+        a.console = True
+    if a.blk_image and (a.blk_image % SECTOR or a.blk_image < 1 << 20):
+        print('FAIL %s: --blk-image must be a multiple of 512, >= 1M' % name)
+        return 1
     if a.vmm == 'qemu' and not shutil.which(a.qemu):
         print('SKIP %s under qemu: %s not found' % (name, a.qemu))
         return SKIP
@@ -191,16 +434,40 @@ def main():
             stdin_data += '\n'
 
     initrd = make_initrd(a.initrd_size) if a.initrd_size else None
+    tmp = tempfile.mkdtemp(prefix='keel-guest-') if n_virtio(a) else None
+    disk = os.path.join(tmp, 'disk.img') if a.blk_image else None
+    sock = os.path.join(tmp, 'console.sock') if a.console else None
+    con = None
     try:
-        cmd = vmm_command(a, build_cmdline(a), initrd)
+        if disk:
+            make_disk(disk, a.blk_image)
+        cmd = vmm_command(a, build_cmdline(a), initrd, disk, sock)
         print('+ ' + ' '.join(cmd))
         sys.stdout.flush()
+        ready = threading.Event() if sock else None
+        if sock:
+            con = ConsoleHost(sock, a.console_expect, ready, a.timeout)
+            con.start()
         start = time.time()
-        text, rc = run_vm(cmd, stdin_data, a.timeout)
+        text, rc = run_vm(cmd, stdin_data, a.timeout, ready)
+        ok, why = judge(text, rc, a.expect_pass, RESET_STATUS[a.vmm])
+        extra = []
+        if ok and disk:
+            ok, w = check_disk(disk, a.blk_image, text, a.blk_ro,
+                               a.blk_no_write)
+            extra.append(w)
+        if con:
+            con.join(5)
+            if ok and a.console_expect:
+                ok, w = con.verdict()
+                extra.append(w)
+        if extra:
+            why = '; '.join([why] + extra)
     finally:
         if initrd:
             os.unlink(initrd)
-    ok, why = judge(text, rc, a.expect_pass)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
     print('\n%s: %s under %s: %s (%.1f s)' % ('PASS' if ok else 'FAIL', name,
                                              a.vmm, why, time.time() - start))
     return 0 if ok else 1

@@ -65,6 +65,12 @@ void __attribute__((noreturn)) test_end(void);
 void __attribute__((noreturn)) machine_reset(void);
 extern unsigned int test_passes, test_fails;
 
+/* mem.c: DMA memory (bump allocator over RAM from cmdline dma_base=,
+ * default 16 MiB; zeroed, identity-mapped so pointer == physical address)
+ * and page-table entries for MMIO above 4 GiB. */
+void *dma_alloc(size_t size, size_t align);
+bool map_phys_range(u64 pa, u64 size);
+
 /* mptable.c */
 int mptable_cpus(u32 *apic_ids, int max);	/* -1 if no table found */
 

@@ -1,0 +1,1000 @@
+// SPDX-License-Identifier: MIT
+/*
+ * virtio-blk (virtio 1.x, 5.2) over a disk image (block/image.c).
+ *
+ * Threading: each device has one I/O thread, started by ops->start (the
+ * driver set DRIVER_OK) and stopped by ops->stop, which serves all its
+ * request queues with one io_uring.  The thread blocks in one place only,
+ * io_uring_submit_and_wait(): the kick eventfds of the queues are watched
+ * by multishot IORING_OP_POLL_ADD operations on that same ring (re-armed
+ * if the kernel ends them), next to the disk I/O, and a private eventfd
+ * asks the thread to stop.  Each turn of the loop:
+ *   1. submits everything queued since the last turn and waits;
+ *   2. reaps completions: kicks mark their queue, finished I/O writes the
+ *      status byte and goes to the used ring;
+ *   3. for every kicked queue: with kicks disabled, pops every available
+ *      chain, validates it and queues its I/O (one SQE, no system call),
+ *      re-enables kicks and goes again if more arrived meanwhile;
+ *   4. notifies each queue that had buffers used, once (virtq_should_notify:
+ *      with EVENT_IDX most of these raise nothing).
+ * The thread never takes vdev->lock (ops->start/stop run with it held and
+ * stop waits for the thread): it signals interrupts through the transport
+ * directly (blk_notify) and hands a broken ring to the VM's event loop,
+ * which calls virtio_dev_fail() (blk_fail).
+ * So a batch of requests costs one io_uring_enter() and an interrupt at most
+ * per queue.  vCPU threads never do I/O: a kick is an ioeventfd write.
+ * One thread per device rather than per queue: I/O is asynchronous, so the
+ * thread only validates and moves descriptors; queues are still separate
+ * rings to the guest (no lock between its CPUs).
+ *
+ * Requests are preallocated: VIRTIO_BLK_QUEUE_SIZE per queue, which is as
+ * many as the guest can have in flight; the guest's buffers are handed to
+ * the kernel as they are (iovecs into guest RAM), no copies.  A queue whose
+ * requests are all in flight (only a misbehaving guest gets there) is left
+ * alone until some complete.
+ *
+ * Errors: a malformed request (short header, bad sector range, length not a
+ * multiple of 512, too many segments) fails with VIRTIO_BLK_S_IOERR and a
+ * warning in the log; writes to a read-only disk fail the same way, logged
+ * at debug level only.  A chain without a writable byte for the status is
+ * returned unused (length 0) with a warning.  Only a broken ring (what
+ * virtq_pop() refuses) fails the device: NEEDS_RESET via virtio_dev_fail().
+ *
+ * Stop (reset): the thread stops taking requests, waits for the I/O in
+ * flight to finish (so nothing is written into guest memory afterwards),
+ * pushes nothing more to the rings, and exits; stop joins it.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "block/image.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "core/vm.h"
+#include "virtio/blk.h"
+#include "virtio/devices.h"
+#include "virtio/virtio.h"
+
+#define BLK_HDR_SIZE 16
+#define BLK_STOP_UD  (VIRTIO_MAX_QUEUES + 1)    /* user_data of the stop poll */
+
+struct blk_segment {            /* virtio_blk_discard_write_zeroes */
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags;
+};
+
+struct blk_req {
+	struct disk_req io;             /* first: the ring hands it back */
+	uint8_t *status;                /* in guest RAM */
+	uint32_t used_len;              /* on success, incl. the status byte */
+	uint16_t head;
+	uint16_t queue;
+	uint32_t type;
+	uint16_t nseg, seg;             /* DISCARD / WRITE_ZEROES */
+	union {
+		struct iovec iov[VIRTIO_BLK_SEG_MAX];
+		struct blk_segment segs[VIRTIO_BLK_MAX_DISCARD_SEG];
+	};
+};
+
+struct blk_queue {
+	struct blk_req *reqs;           /* VIRTIO_BLK_QUEUE_SIZE */
+	uint16_t *free;                 /* stack of free request indices */
+	unsigned int nr_free;
+	bool throttled;                 /* all requests in flight: pop later */
+};
+
+struct virtio_blk {
+	struct virtio_dev vdev;
+	struct keel_vm *vm;
+	char name[64];
+	struct disk_image img;
+	uint64_t capacity;              /* 512-byte sectors */
+	char serial[VIRTIO_BLK_ID_BYTES];
+	uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
+	unsigned int nr_queues;
+	struct blk_queue queues[VIRTIO_BLK_MAX_QUEUES];
+	struct virtq_chain *chain;      /* scratch for virtq_pop() */
+	struct disk_ring ring;
+
+	/* I/O state, owned by the thread doing the I/O. */
+	uint64_t kick_pending;          /* queues to look at */
+	uint64_t notify_pending;        /* queues with buffers used */
+	uint64_t poll_armed;            /* queues whose kick poll is live */
+	bool multishot;                 /* kick polls are multishot */
+	bool stop_armed;
+	bool stopping;                  /* no new requests; drain and leave */
+	bool failed;                    /* the guest broke a ring */
+	bool io_active;
+
+	/* A broken ring, reported from the VM's event loop (see blk_fail). */
+	int fail_fd;
+	bool fail_watched;
+	pthread_mutex_t fail_lock;
+	keel_error *fail_err;
+
+	/* The thread. */
+	int stop_fd;
+	pthread_t thread;
+	bool threaded;                  /* the I/O runs on `thread` (set before it starts) */
+	bool thread_running;
+	sem_t setup_done;
+	int setup_rc;
+	keel_error *setup_err;
+};
+
+static inline struct virtio_blk *to_blk(struct virtio_dev *vdev)
+{
+	return container_of(vdev, struct virtio_blk, vdev);
+}
+
+struct virtio_dev *virtio_blk_vdev(struct virtio_blk *blk)
+{
+	return &blk->vdev;
+}
+
+/* -------------------------------------------------------------- config space */
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, 2);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+/* struct virtio_blk_config (5.2.4), little-endian. */
+static void build_config(struct virtio_blk *blk)
+{
+	uint8_t *c = blk->config;
+	uint32_t bs = disk_image_block_size(&blk->img);
+	unsigned int exp = 0;
+
+	while ((bs << exp) < blk->img.phys_block_size && exp < 15)
+		exp++;
+	memset(c, 0, sizeof(blk->config));
+	put_le64(c + 0, blk->capacity);                 /* capacity */
+	put_le32(c + 8, 0);                             /* size_max (not offered) */
+	put_le32(c + 12, VIRTIO_BLK_SEG_MAX);           /* seg_max */
+	/* 16: geometry (not offered) */
+	put_le32(c + 20, bs);                           /* blk_size */
+	c[24] = (uint8_t)exp;                           /* topology.physical_block_exp */
+	c[25] = 0;                                      /* alignment_offset */
+	put_le16(c + 26, 1);                            /* min_io_size (blocks) */
+	put_le32(c + 28, 0);                            /* opt_io_size */
+	c[32] = 1;                                      /* writeback: a write cache, flushed */
+	put_le16(c + 34, (uint16_t)blk->nr_queues);     /* num_queues */
+	put_le32(c + 36, VIRTIO_BLK_MAX_DISCARD_SECTORS);
+	put_le32(c + 40, VIRTIO_BLK_MAX_DISCARD_SEG);
+	put_le32(c + 44, bs / DISK_SECTOR_SIZE);        /* discard_sector_alignment */
+	put_le32(c + 48, VIRTIO_BLK_MAX_DISCARD_SECTORS);
+	put_le32(c + 52, VIRTIO_BLK_MAX_DISCARD_SEG);
+	c[56] = 1;                                      /* write_zeroes_may_unmap */
+}
+
+static void blk_config_read(struct virtio_dev *vdev, uint32_t offset, void *data,
+			    unsigned int len)
+{
+	struct virtio_blk *blk = to_blk(vdev);
+
+	memset(data, 0, len);
+	if (offset < sizeof(blk->config))
+		memcpy(data, blk->config + offset,
+		       len < sizeof(blk->config) - offset ? len : sizeof(blk->config) - offset);
+}
+
+static void blk_config_write(struct virtio_dev *vdev, uint32_t offset, const void *data,
+			     unsigned int len)
+{
+	/* writeback is writable only with CONFIG_WCE, which is not offered. */
+	vm_log(vdev->vm, KEEL_LOG_DEBUG, "%s: ignored write of %u byte(s) at config offset %u",
+	       vdev->name, len, offset);
+}
+
+/* --------------------------------------------------------------- requests */
+
+static struct blk_req *req_get(struct blk_queue *bq)
+{
+	if (!bq->nr_free)
+		return NULL;
+	return &bq->reqs[bq->free[--bq->nr_free]];
+}
+
+static void req_put(struct blk_queue *bq, struct blk_req *req)
+{
+	bq->free[bq->nr_free++] = (uint16_t)(req - bq->reqs);
+}
+
+/* Writes the status, returns the chain to the guest, recycles the request. */
+static void req_done(struct virtio_blk *blk, struct blk_req *req, uint8_t status)
+{
+	struct blk_queue *bq = &blk->queues[req->queue];
+
+	if (!blk->stopping) {
+		*(volatile uint8_t *)req->status = status;
+		virtq_push(&blk->vdev.vqs[req->queue], req->head,
+			   status == VIRTIO_BLK_S_OK ? req->used_len : 1);
+		blk->notify_pending |= 1ULL << req->queue;
+	}
+	req_put(bq, req);
+	if (bq->throttled) {
+		bq->throttled = false;
+		blk->kick_pending |= 1ULL << req->queue;
+	}
+}
+
+#define guest_warn(blk, req, fmt, ...) \
+	vm_log((blk)->vdev.vm, KEEL_LOG_WARNING, "%s: queue %u, request %u: " fmt, \
+	       (blk)->name, (req)->queue, (req)->head, ##__VA_ARGS__)
+
+static const char *type_name(uint32_t type)
+{
+	switch (type) {
+	case VIRTIO_BLK_T_IN: return "read";
+	case VIRTIO_BLK_T_OUT: return "write";
+	case VIRTIO_BLK_T_FLUSH: return "flush";
+	case VIRTIO_BLK_T_DISCARD: return "discard";
+	case VIRTIO_BLK_T_WRITE_ZEROES: return "write-zeroes";
+	default: return "request";
+	}
+}
+
+/* Overflow-safe: [sector, sector + count) inside the disk. */
+static bool range_ok(const struct virtio_blk *blk, uint64_t sector, uint64_t count)
+{
+	return sector <= blk->capacity && count <= blk->capacity - sector;
+}
+
+/* Called by the ring when the I/O of a request finished. */
+static void io_complete(void *opaque, struct disk_req *io)
+{
+	struct virtio_blk *blk = opaque;
+	struct blk_req *req = container_of(io, struct blk_req, io);
+
+	if (io->error) {
+		if (io->error == EROFS)
+			vm_log(blk->vdev.vm, KEEL_LOG_DEBUG, "%s: %s on a read-only disk refused",
+			       blk->name, type_name(req->type));
+		else
+			vm_log(blk->vdev.vm, KEEL_LOG_WARNING,
+			       "%s: %s of %llu bytes at byte %llu of '%s' failed: %s", blk->name,
+			       type_name(req->type), (unsigned long long)io->len,
+			       (unsigned long long)io->offset, blk->img.path, strerror(io->error));
+		req_done(blk, req, VIRTIO_BLK_S_IOERR);
+		return;
+	}
+	if ((req->type == VIRTIO_BLK_T_DISCARD || req->type == VIRTIO_BLK_T_WRITE_ZEROES) &&
+	    ++req->seg < req->nseg && !blk->stopping) {
+		const struct blk_segment *s = &req->segs[req->seg];
+
+		io->offset = s->sector * DISK_SECTOR_SIZE;
+		io->len = (uint64_t)s->num_sectors * DISK_SECTOR_SIZE;
+		io->unmap = s->flags & VIRTIO_BLK_WZ_F_UNMAP;
+		disk_submit(&blk->ring, io);
+		return;
+	}
+	req_done(blk, req, VIRTIO_BLK_S_OK);
+}
+
+/*
+ * The data buffers of a chain as iovecs: the readable part after the header
+ * (OUT) or the writable part before the status byte (IN).  Returns the
+ * number of iovecs or -1 if there are more than `max`.
+ */
+static int data_iov(const struct virtq_chain *chain, bool in, struct iovec *iov,
+		    unsigned int max, uint64_t *len)
+{
+	const struct iovec *src = in ? chain->iov + chain->nr_out : chain->iov;
+	unsigned int n = in ? chain->nr_in : chain->nr_out;
+	uint64_t skip = in ? 0 : BLK_HDR_SIZE;
+	uint64_t total = in ? chain->in_len - 1 : chain->out_len - BLK_HDR_SIZE;
+	uint64_t left = total;
+	unsigned int cnt = 0;
+
+	for (unsigned int i = 0; i < n && left; i++) {
+		size_t l = src[i].iov_len;
+		uint8_t *base = src[i].iov_base;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		base += skip;
+		l -= skip;
+		skip = 0;
+		if (l > left)
+			l = left;
+		if (cnt == max)
+			return -1;
+		iov[cnt].iov_base = base;
+		iov[cnt].iov_len = l;
+		cnt++;
+		left -= l;
+	}
+	*len = total;
+	return (int)cnt;
+}
+
+/* Validates one request and starts its I/O (or completes it at once). */
+static void handle_chain(struct virtio_blk *blk, unsigned int q, struct blk_req *req,
+			 const struct virtq_chain *chain)
+{
+	const struct iovec *last;
+	struct {
+		uint32_t type;
+		uint32_t reserved;
+		uint64_t sector;
+	} hdr;
+	uint64_t sector, len;
+	int n;
+
+	req->head = chain->head;
+	req->queue = (uint16_t)q;
+	req->type = UINT32_MAX;
+
+	/* The status byte: the last byte of the writable part. */
+	if (!chain->nr_in || !chain->in_len) {
+		guest_warn(blk, req, "no writable byte for the status: request dropped");
+		virtq_push(&blk->vdev.vqs[q], chain->head, 0);
+		blk->notify_pending |= 1ULL << q;
+		req_put(&blk->queues[q], req);
+		return;
+	}
+	last = &chain->iov[chain->nr_out + chain->nr_in - 1];
+	req->status = (uint8_t *)last->iov_base + last->iov_len - 1;
+	req->used_len = 1;
+
+	if (chain->out_len < BLK_HDR_SIZE) {
+		guest_warn(blk, req, "readable part of %llu bytes is shorter than the %d-byte header",
+			   (unsigned long long)chain->out_len, BLK_HDR_SIZE);
+		req_done(blk, req, VIRTIO_BLK_S_IOERR);
+		return;
+	}
+	virtq_chain_read(chain, 0, &hdr, sizeof(hdr));
+	req->type = le32toh(hdr.type);
+	sector = le64toh(hdr.sector);
+
+	switch (req->type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT: {
+		bool in = req->type == VIRTIO_BLK_T_IN;
+
+		if (!in && blk->img.read_only) {
+			vm_log(blk->vdev.vm, KEEL_LOG_DEBUG,
+			       "%s: write to sector %llu of a read-only disk refused", blk->name,
+			       (unsigned long long)sector);
+			req_done(blk, req, VIRTIO_BLK_S_IOERR);
+			return;
+		}
+		n = data_iov(chain, in, req->iov, VIRTIO_BLK_SEG_MAX, &len);
+		if (n < 0) {
+			guest_warn(blk, req, "%s has more than %d data buffers (seg_max)",
+				   type_name(req->type), VIRTIO_BLK_SEG_MAX);
+			req_done(blk, req, VIRTIO_BLK_S_IOERR);
+			return;
+		}
+		if (len % DISK_SECTOR_SIZE) {
+			guest_warn(blk, req, "%s of %llu bytes: not a multiple of %d",
+				   type_name(req->type), (unsigned long long)len, DISK_SECTOR_SIZE);
+			req_done(blk, req, VIRTIO_BLK_S_IOERR);
+			return;
+		}
+		if (!range_ok(blk, sector, len / DISK_SECTOR_SIZE)) {
+			guest_warn(blk, req, "%s of %llu sector(s) at sector %llu: beyond the disk's %llu sectors",
+				   type_name(req->type), (unsigned long long)(len / DISK_SECTOR_SIZE),
+				   (unsigned long long)sector, (unsigned long long)blk->capacity);
+			req_done(blk, req, VIRTIO_BLK_S_IOERR);
+			return;
+		}
+		req->used_len = in ? (uint32_t)len + 1 : 1;
+		req->io = (struct disk_req){
+			.op = in ? DISK_READ : DISK_WRITE,
+			.offset = sector * DISK_SECTOR_SIZE,
+			.len = len,
+			.iov = req->iov,
+			.iovcnt = (unsigned int)n,
+		};
+		disk_submit(&blk->ring, &req->io);
+		return;
+	}
+	case VIRTIO_BLK_T_FLUSH:
+		req->io = (struct disk_req){ .op = DISK_FLUSH };
+		disk_submit(&blk->ring, &req->io);
+		return;
+	case VIRTIO_BLK_T_GET_ID: {
+		size_t room = chain->in_len - 1;
+
+		if (room > VIRTIO_BLK_ID_BYTES)
+			room = VIRTIO_BLK_ID_BYTES;
+		virtq_chain_write(chain, 0, blk->serial, room);
+		req->used_len = (uint32_t)room + 1;
+		req_done(blk, req, VIRTIO_BLK_S_OK);
+		return;
+	}
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES: {
+		bool discard = req->type == VIRTIO_BLK_T_DISCARD;
+		uint64_t bytes = chain->out_len - BLK_HDR_SIZE;
+
+		if (blk->img.read_only) {
+			vm_log(blk->vdev.vm, KEEL_LOG_DEBUG, "%s: %s on a read-only disk refused",
+			       blk->name, type_name(req->type));
+			req_done(blk, req, VIRTIO_BLK_S_IOERR);
+			return;
+		}
+		if (!bytes || bytes % sizeof(struct blk_segment) ||
+		    bytes / sizeof(struct blk_segment) > VIRTIO_BLK_MAX_DISCARD_SEG) {
+			guest_warn(blk, req, "%s with %llu bytes of segments: not 1..%d segments of %zu bytes",
+				   type_name(req->type), (unsigned long long)bytes,
+				   VIRTIO_BLK_MAX_DISCARD_SEG, sizeof(struct blk_segment));
+			req_done(blk, req, VIRTIO_BLK_S_IOERR);
+			return;
+		}
+		req->nseg = (uint16_t)(bytes / sizeof(struct blk_segment));
+		req->seg = 0;
+		virtq_chain_read(chain, BLK_HDR_SIZE, req->segs, bytes);
+		for (unsigned int i = 0; i < req->nseg; i++) {
+			struct blk_segment *s = &req->segs[i];
+
+			s->sector = le64toh(s->sector);
+			s->num_sectors = le32toh(s->num_sectors);
+			s->flags = le32toh(s->flags);
+			if (s->flags & ~(uint32_t)(discard ? 0 : VIRTIO_BLK_WZ_F_UNMAP)) {
+				guest_warn(blk, req, "%s segment %u has unsupported flags 0x%x",
+					   type_name(req->type), i, s->flags);
+				req_done(blk, req, VIRTIO_BLK_S_UNSUPP);
+				return;
+			}
+			if (s->num_sectors > VIRTIO_BLK_MAX_DISCARD_SECTORS ||
+			    !range_ok(blk, s->sector, s->num_sectors)) {
+				guest_warn(blk, req, "%s segment %u: %u sector(s) at sector %llu: beyond the disk's %llu sectors or the limit of %u",
+					   type_name(req->type), i, s->num_sectors,
+					   (unsigned long long)s->sector,
+					   (unsigned long long)blk->capacity,
+					   VIRTIO_BLK_MAX_DISCARD_SECTORS);
+				req_done(blk, req, VIRTIO_BLK_S_IOERR);
+				return;
+			}
+		}
+		req->io = (struct disk_req){
+			.op = discard ? DISK_DISCARD : DISK_WRITE_ZEROES,
+			.offset = req->segs[0].sector * DISK_SECTOR_SIZE,
+			.len = (uint64_t)req->segs[0].num_sectors * DISK_SECTOR_SIZE,
+			.unmap = req->segs[0].flags & VIRTIO_BLK_WZ_F_UNMAP,
+		};
+		disk_submit(&blk->ring, &req->io);
+		return;
+	}
+	default:
+		vm_log(blk->vdev.vm, KEEL_LOG_DEBUG, "%s: unsupported request type %u",
+		       blk->name, req->type);
+		req_done(blk, req, VIRTIO_BLK_S_UNSUPP);
+		return;
+	}
+}
+
+/*
+ * The guest broke a ring: stop taking requests and put the device in
+ * NEEDS_RESET.  virtio_dev_fail() takes vdev->lock and stops the device,
+ * and ops->stop (called with that lock held) joins the I/O thread, so the
+ * I/O thread must not call it: the VM's event loop does, woken by fail_fd.
+ * Without an I/O thread (tests), it is called directly.
+ */
+static void blk_fail(struct virtio_blk *blk, keel_error *err)
+{
+	uint64_t one = 1;
+
+	blk->failed = true;
+	if (!blk->threaded) {
+		virtio_dev_fail(&blk->vdev, err);
+		return;
+	}
+	pthread_mutex_lock(&blk->fail_lock);
+	if (!blk->fail_err) {
+		blk->fail_err = err;
+		err = NULL;
+	}
+	pthread_mutex_unlock(&blk->fail_lock);
+	keel_error_free(err);
+	if (!blk->fail_watched) {
+		vm_log(blk->vdev.vm, KEEL_LOG_ERROR, "%s: %s; the device stops processing requests",
+		       blk->name, keel_error_get_message(blk->fail_err));
+		return;
+	}
+	while (write(blk->fail_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+/* On the VM's event loop. */
+static void blk_fail_cb(void *opaque, uint32_t events)
+{
+	struct virtio_blk *blk = opaque;
+	keel_error *err;
+	uint64_t v;
+
+	while (read(blk->fail_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&blk->fail_lock);
+	err = blk->fail_err;
+	blk->fail_err = NULL;
+	pthread_mutex_unlock(&blk->fail_lock);
+	if (err)
+		virtio_dev_fail(&blk->vdev, err);
+}
+
+/* Takes every available request of queue `q`. */
+static void process_queue(struct virtio_blk *blk, unsigned int q)
+{
+	struct virtq *vq = &blk->vdev.vqs[q];
+	struct blk_queue *bq = &blk->queues[q];
+
+	if (!vq->enabled || vq->broken)
+		return;
+	for (;;) {
+		virtq_disable_kicks(vq);
+		for (;;) {
+			keel_error *err = NULL;
+			struct blk_req *req = req_get(bq);
+			int rc;
+
+			if (!req) {
+				/* Only a guest reusing heads in flight gets here. */
+				bq->throttled = true;
+				return;
+			}
+			rc = virtq_pop(vq, blk->chain, &err);
+			if (rc <= 0) {
+				req_put(bq, req);
+				if (rc < 0) {
+					err_prefix(&err, "queue %u", q);
+					blk_fail(blk, err);
+					return;
+				}
+				break;
+			}
+			handle_chain(blk, q, req, blk->chain);
+		}
+		if (!virtq_enable_kicks(vq))
+			return;
+	}
+}
+
+/*
+ * virtio_dev_notify() without its vdev->lock: ops->stop runs with that lock
+ * held and waits for this thread, which must therefore never take it.  The
+ * queue cannot be reset under us: stop joins this thread first.
+ */
+static void blk_notify(struct virtio_blk *blk, unsigned int q)
+{
+	struct virtio_dev *vdev = &blk->vdev;
+
+	if (virtq_should_notify(&vdev->vqs[q]) && vdev->transport)
+		vdev->transport->notify_queue(vdev, q);
+}
+
+static void notify_queues(struct virtio_blk *blk)
+{
+	uint64_t pending = blk->notify_pending;
+
+	blk->notify_pending = 0;
+	while (pending) {
+		unsigned int q = (unsigned int)__builtin_ctzll(pending);
+
+		pending &= pending - 1;
+		blk_notify(blk, q);
+	}
+}
+
+static void process_kicked(struct virtio_blk *blk)
+{
+	while (blk->kick_pending && !blk->stopping && !blk->failed) {
+		uint64_t pending = blk->kick_pending;
+
+		blk->kick_pending = 0;
+		while (pending) {
+			unsigned int q = (unsigned int)__builtin_ctzll(pending);
+
+			pending &= pending - 1;
+			if (q < blk->nr_queues)
+				process_queue(blk, q);
+		}
+	}
+}
+
+/* -------------------------------------------------------------- I/O loop */
+
+static void arm_kick_poll(struct virtio_blk *blk, unsigned int q)
+{
+	struct io_uring_sqe *sqe = disk_ring_get_sqe(&blk->ring);
+
+	if (!sqe)
+		return;         /* retried on the next turn */
+	if (blk->multishot)
+		io_uring_prep_poll_multishot(sqe, blk->vdev.kick_fd[q], POLLIN);
+	else
+		io_uring_prep_poll_add(sqe, blk->vdev.kick_fd[q], POLLIN);
+	io_uring_sqe_set_data64(sqe, q + 1);
+	blk->poll_armed |= 1ULL << q;
+}
+
+static void arm_polls(struct virtio_blk *blk)
+{
+	if (!blk->stop_armed && !blk->stopping) {
+		struct io_uring_sqe *sqe = disk_ring_get_sqe(&blk->ring);
+
+		if (sqe) {
+			io_uring_prep_poll_add(sqe, blk->stop_fd, POLLIN);
+			io_uring_sqe_set_data64(sqe, BLK_STOP_UD);
+			blk->stop_armed = true;
+		}
+	}
+	for (unsigned int q = 0; q < blk->nr_queues && !blk->stopping; q++)
+		if (!(blk->poll_armed & (1ULL << q)) && blk->vdev.kick_fd[q] >= 0)
+			arm_kick_poll(blk, q);
+}
+
+static void io_event(void *opaque, uint64_t ud, int res, uint32_t flags)
+{
+	struct virtio_blk *blk = opaque;
+	unsigned int q;
+
+	if (ud == BLK_STOP_UD) {
+		blk->stop_armed = false;
+		if (res >= 0)
+			blk->stopping = true;
+		return;
+	}
+	if (!ud || ud > blk->nr_queues)
+		return;
+	q = (unsigned int)ud - 1;
+	if (!(flags & IORING_CQE_F_MORE)) {
+		blk->poll_armed &= ~(1ULL << q);
+		if (res == -EINVAL && blk->multishot) {
+			/* A kernel without multishot poll (before 5.13). */
+			blk->multishot = false;
+			return;
+		}
+		if (!blk->multishot) {
+			uint64_t v;
+
+			/* Oneshot polls are level-triggered: consume the kicks. */
+			if (read(blk->vdev.kick_fd[q], &v, sizeof(v)) < 0 && errno != EAGAIN)
+				return;
+		}
+	}
+	if (res >= 0)
+		blk->kick_pending |= 1ULL << q;
+}
+
+static void reset_queues(struct virtio_blk *blk)
+{
+	for (unsigned int q = 0; q < blk->nr_queues; q++) {
+		struct blk_queue *bq = &blk->queues[q];
+
+		bq->nr_free = VIRTIO_BLK_QUEUE_SIZE;
+		for (unsigned int i = 0; i < VIRTIO_BLK_QUEUE_SIZE; i++)
+			bq->free[i] = (uint16_t)(VIRTIO_BLK_QUEUE_SIZE - 1 - i);
+		bq->throttled = false;
+	}
+	blk->kick_pending = 0;
+	blk->notify_pending = 0;
+	blk->poll_armed = 0;
+	blk->stop_armed = false;
+	blk->stopping = false;
+	blk->failed = false;
+	blk->multishot = true;
+}
+
+int virtio_blk_io_begin(struct virtio_blk *blk, keel_error **err)
+{
+	if (disk_ring_init(&blk->ring, &blk->img, blk->nr_queues * VIRTIO_BLK_QUEUE_SIZE,
+			   blk->nr_queues + 1, io_complete, io_event, blk, err) < 0) {
+		err_prefix(err, "%s", blk->name);
+		return -1;
+	}
+	reset_queues(blk);
+	blk->io_active = true;
+	return 0;
+}
+
+void virtio_blk_io_kick(struct virtio_blk *blk, unsigned int q)
+{
+	blk->kick_pending |= 1ULL << q;
+	process_kicked(blk);
+	notify_queues(blk);
+}
+
+unsigned int virtio_blk_io_inflight(const struct virtio_blk *blk)
+{
+	return blk->ring.inflight;
+}
+
+/* One turn of the I/O loop. */
+void virtio_blk_io_poll(struct virtio_blk *blk, bool wait)
+{
+	int ret = disk_ring_submit(&blk->ring, wait);
+
+	if (ret < 0)
+		vm_log(blk->vdev.vm, KEEL_LOG_ERROR, "%s: io_uring submission failed: %s",
+		       blk->name, strerror(-ret));
+	disk_ring_reap(&blk->ring);
+	process_kicked(blk);
+	notify_queues(blk);
+}
+
+void virtio_blk_io_end(struct virtio_blk *blk)
+{
+	if (!blk->io_active)
+		return;
+	blk->stopping = true;
+	while (blk->ring.inflight) {
+		if (disk_ring_submit(&blk->ring, true) < 0)
+			break;
+		disk_ring_reap(&blk->ring);
+	}
+	disk_ring_fini(&blk->ring);
+	blk->io_active = false;
+}
+
+static void *io_thread(void *opaque)
+{
+	struct virtio_blk *blk = opaque;
+	bool ok;
+
+	blk->setup_rc = virtio_blk_io_begin(blk, &blk->setup_err);
+	ok = blk->setup_rc == 0;
+	/* Anything made available before DRIVER_OK is looked at once. */
+	if (ok)
+		blk->kick_pending = (1ULL << blk->nr_queues) - 1;
+	sem_post(&blk->setup_done);
+	if (!ok)
+		return NULL;
+
+	while (!blk->stopping) {
+		process_kicked(blk);
+		notify_queues(blk);
+		arm_polls(blk);
+		if (disk_ring_submit(&blk->ring, true) < 0) {
+			vm_log(blk->vdev.vm, KEEL_LOG_ERROR,
+			       "%s: io_uring failed; the device stops processing", blk->name);
+			break;
+		}
+		disk_ring_reap(&blk->ring);
+	}
+	/* Drain: the I/O in flight completes before the guest's memory is let go. */
+	virtio_blk_io_end(blk);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- device ops */
+
+static int blk_start(struct virtio_dev *vdev, keel_error **err)
+{
+	struct virtio_blk *blk = to_blk(vdev);
+	int rc;
+
+	if (blk->thread_running)
+		return 0;
+	blk->setup_err = NULL;
+	blk->setup_rc = -1;
+	blk->threaded = true;
+	rc = pthread_create(&blk->thread, NULL, io_thread, blk);
+	if (rc) {
+		blk->threaded = false;
+		return err_errno(err, KEEL_ERR_NOMEM, rc, "%s: cannot start the I/O thread",
+				 blk->name);
+	}
+	while (sem_wait(&blk->setup_done) < 0 && errno == EINTR)
+		;
+	if (blk->setup_rc < 0) {
+		pthread_join(blk->thread, NULL);
+		blk->threaded = false;
+		if (err && !*err)
+			*err = blk->setup_err;
+		else
+			keel_error_free(blk->setup_err);
+		blk->setup_err = NULL;
+		return -1;
+	}
+	pthread_setname_np(blk->thread, "keel-blk");
+	blk->thread_running = true;
+	return 0;
+}
+
+static void blk_stop(struct virtio_dev *vdev)
+{
+	struct virtio_blk *blk = to_blk(vdev);
+	uint64_t v = 1;
+
+	if (!blk->thread_running)
+		return;
+	while (write(blk->stop_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	pthread_join(blk->thread, NULL);
+	blk->thread_running = false;
+	blk->threaded = false;
+	while (read(blk->stop_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	/* A failure not yet reported is moot: the device is being reset. */
+	pthread_mutex_lock(&blk->fail_lock);
+	keel_error_free(blk->fail_err);
+	blk->fail_err = NULL;
+	pthread_mutex_unlock(&blk->fail_lock);
+}
+
+static void unwatch_fail(struct virtio_blk *blk)
+{
+	if (blk->fail_watched)
+		loop_del(blk->vm->loop, blk->fail_fd);
+	blk->fail_watched = false;
+}
+
+static void blk_free(struct virtio_blk *blk)
+{
+	for (unsigned int q = 0; q < VIRTIO_BLK_MAX_QUEUES; q++) {
+		free(blk->queues[q].reqs);
+		free(blk->queues[q].free);
+	}
+	free(blk->chain);
+	unwatch_fail(blk);
+	if (blk->fail_fd >= 0)
+		close(blk->fail_fd);
+	if (blk->stop_fd >= 0)
+		close(blk->stop_fd);
+	keel_error_free(blk->fail_err);
+	pthread_mutex_destroy(&blk->fail_lock);
+	sem_destroy(&blk->setup_done);
+	disk_image_close(&blk->img);
+	free(blk);
+}
+
+static void blk_destroy(struct virtio_dev *vdev)
+{
+	struct virtio_blk *blk = to_blk(vdev);
+
+	unwatch_fail(blk);      /* waits for a running blk_fail_cb */
+	blk_stop(vdev);
+	virtio_blk_io_end(blk);
+	virtio_dev_fini(vdev);
+	blk_free(blk);
+}
+
+static const struct virtio_dev_ops blk_ops = {
+	.config_read = blk_config_read,
+	.config_write = blk_config_write,
+	.start = blk_start,
+	.stop = blk_stop,
+	.destroy = blk_destroy,
+};
+
+struct virtio_blk *virtio_blk_new(struct keel_vm *vm, const struct keel_storage_device *cfg,
+				  keel_error **err)
+{
+	const struct keel_storage_attachment *att = cfg ? cfg->att : NULL;
+	struct virtio_blk *blk;
+	uint64_t features;
+	unsigned int queues;
+	const char *base;
+
+	if (!att)
+		return err_set(err, KEEL_ERR_INVALID, "virtio-blk: no storage attachment given"),
+		       NULL;
+	blk = calloc(1, sizeof(*blk));
+	if (!blk)
+		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating virtio-blk for '%s'",
+			       att->path), NULL;
+	blk->vm = vm;
+	blk->stop_fd = -1;
+	blk->fail_fd = -1;
+	pthread_mutex_init(&blk->fail_lock, NULL);
+	if (sem_init(&blk->setup_done, 0, 0) < 0) {
+		free(blk);
+		return err_errno(err, KEEL_ERR_NOMEM, errno, "virtio-blk: cannot create a semaphore"),
+		       NULL;
+	}
+	base = strrchr(att->path, '/');
+	snprintf(blk->name, sizeof(blk->name), "virtio-blk (%s)", base ? base + 1 : att->path);
+
+	queues = cfg->queues ? cfg->queues : vm->cfg.cpus;
+	if (queues < 1)
+		queues = 1;
+	if (queues > VIRTIO_BLK_MAX_QUEUES)
+		queues = VIRTIO_BLK_MAX_QUEUES;
+	blk->nr_queues = queues;
+
+	if (disk_image_open(&blk->img, att, err) < 0)
+		goto fail;
+	blk->capacity = disk_image_sector_count(&blk->img);
+	if (att->serial) {
+		size_t l = strlen(att->serial);
+
+		/* Zero padded; exactly 20 bytes means no terminator (5.2.6). */
+		memcpy(blk->serial, att->serial, l < sizeof(blk->serial) ? l : sizeof(blk->serial));
+	}
+	build_config(blk);
+
+	blk->chain = malloc(sizeof(*blk->chain));
+	blk->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	blk->fail_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!blk->chain || blk->stop_fd < 0 || blk->fail_fd < 0) {
+		err_set(err, KEEL_ERR_NOMEM, "%s: out of memory", blk->name);
+		goto fail;
+	}
+	if (vm->loop) {
+		if (loop_add(vm->loop, blk->fail_fd, EPOLLIN, blk_fail_cb, blk, err) < 0)
+			goto fail;
+		blk->fail_watched = true;
+	}
+	for (unsigned int q = 0; q < queues; q++) {
+		/* calloc: pages of requests the guest never uses stay untouched. */
+		blk->queues[q].reqs = calloc(VIRTIO_BLK_QUEUE_SIZE, sizeof(struct blk_req));
+		blk->queues[q].free = calloc(VIRTIO_BLK_QUEUE_SIZE, sizeof(uint16_t));
+		if (!blk->queues[q].reqs || !blk->queues[q].free) {
+			err_set(err, KEEL_ERR_NOMEM, "%s: out of memory for %u queues", blk->name,
+				queues);
+			goto fail;
+		}
+	}
+	reset_queues(blk);
+
+	features = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX) |
+		   (1ULL << VIRTIO_F_INDIRECT_DESC) | (1ULL << VIRTIO_BLK_F_SEG_MAX) |
+		   (1ULL << VIRTIO_BLK_F_BLK_SIZE) | (1ULL << VIRTIO_BLK_F_FLUSH) |
+		   (1ULL << VIRTIO_BLK_F_TOPOLOGY);
+	if (blk->img.read_only)
+		features |= 1ULL << VIRTIO_BLK_F_RO;
+	else
+		features |= (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+	if (queues > 1)
+		features |= 1ULL << VIRTIO_BLK_F_MQ;
+	if (virtio_dev_init(&blk->vdev, vm, blk->name, VIRTIO_ID_BLOCK, &blk_ops, features,
+			    VIRTIO_BLK_CONFIG_SIZE, queues, VIRTIO_BLK_QUEUE_SIZE, err) < 0)
+		goto fail;
+	vm_log(vm, KEEL_LOG_DEBUG, "%s: %llu sectors, block size %u, %u queue(s)%s%s",
+	       blk->name, (unsigned long long)blk->capacity, blk->img.block_size, queues,
+	       blk->img.read_only ? ", read-only" : "", blk->img.direct ? ", O_DIRECT" : "");
+	return blk;
+fail:
+	blk_free(blk);
+	return NULL;
+}
+
+void virtio_blk_free(struct virtio_blk *blk)
+{
+	if (blk)
+		blk_destroy(&blk->vdev);
+}
+
+int virtio_blk_create(struct keel_vm *vm, const struct keel_storage_device *cfg,
+		      keel_error **err)
+{
+	struct virtio_blk *blk = virtio_blk_new(vm, cfg, err);
+
+	if (!blk)
+		return -1;
+	if (virtio_attach(vm, &blk->vdev, err) < 0) {
+		virtio_blk_free(blk);
+		return -1;
+	}
+	return 0;
+}
