@@ -55,17 +55,18 @@ check-nested: build
 		echo "check-nested: /dev/kvm is usable here: keel suites ran directly"; \
 	else \
 		tests/nested/run-in-l1 --timeout 2400 -- $(MESON) test -C $(BUILD) --no-rebuild \
-			--print-errorlogs --logbase nested --suite keel-guest --suite keel-linux; \
+			--print-errorlogs --logbase nested --suite keel-guest --suite keel-linux --suite keel-api; \
 		rc=$$?; \
 		case $$rc in 0|1) ;; 77) echo "check-nested: no KVM even in the nested machine: keel suites stay skipped";; \
 		*) echo "nested KVM harness failed with status $$rc" > $(BUILD)/meson-logs/nested.error;; esac; \
 	fi
 
-# The same unit, CLI and keel guest tests built with ASan and UBSan.
+# The unit and CLI tests again, built by clang with ASan and UBSan, and the
+# libFuzzer harnesses (clang only), 10 s each.
 check-asan: deps
-	@[ -f $(ASAN)/build.ninja ] || $(MESON) setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false
+	@[ -f $(ASAN)/build.ninja ] || CC=clang $(MESON) setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false
 	ninja -C $(ASAN)
-	$(MESON) test -C $(ASAN) --print-errorlogs --num-processes 2 --suite unit --suite cli || true
+	$(MESON) test -C $(ASAN) --print-errorlogs --num-processes 2 --suite unit --suite cli --suite fuzz || true
 
 bench: build
 	python3 bench/run.py --build $(BUILD)

@@ -6,10 +6,13 @@
  * blk_write_sector=S blk_write_count=C (guest pattern written there),
  * blk_zero_sector=/blk_zero_count= (WRITE_ZEROES range),
  * blk_discard_sector=/blk_discard_count= (DISCARD range), blk_serial=STR,
- * blk_ro=1 (read-only disk), blk_queues=N (expected num_queues).
+ * blk_ro=1 (read-only disk), blk_queues=N (expected num_queues),
+ * blk_hold_after_flush=1 (spin forever after the FLUSH: crash tests).
  * After each successful modification the guest prints
  * "BLK-WRITTEN S C", "BLK-ZEROED S C" or "BLK-DISCARDED S C" for the
  * runner, which checks the image file after the VM has exited.
+ * "BLK-WRITTEN" comes before the FLUSH; "BLK-FLUSHED" is printed once
+ * the FLUSH request completed with status OK (the runner's --kill-after).
  */
 #include <keel/kit.h>
 #include <keel/virtio.h>
@@ -308,6 +311,16 @@ static void test_flush(struct virtq *vq)
 		     "FLUSH", NULL);
 	if (st >= 0)
 		check(st == VIRTIO_BLK_S_OK, "FLUSH", "status %d", st);
+	if (st != VIRTIO_BLK_S_OK)
+		return;
+	/* The writes reported so far are on stable storage now. */
+	printf("BLK-FLUSHED\n");
+	if (cmdline_u64_or("blk_hold_after_flush", 0)) {
+		/* Crash tests: stay here until the runner kills the VMM. */
+		printf("holding after flush\n");
+		for (;;)
+			udelay(1000000);
+	}
 }
 
 static void test_range_op(struct virtq *vq, u32 type, int feature,

@@ -18,8 +18,8 @@
  *   4. notifies each queue that had buffers used, once (virtq_should_notify:
  *      with EVENT_IDX most of these raise nothing).
  * The thread never takes vdev->lock (ops->start/stop run with it held and
- * stop waits for the thread): it signals interrupts through the transport
- * directly (blk_notify) and hands a broken ring to the VM's event loop,
+ * stop waits for the thread): it signals interrupts with virtio_dev_notify()
+ * (lock-free) and hands a broken ring to the VM's event loop,
  * which calls virtio_dev_fail() (blk_fail).
  * So a batch of requests costs one io_uring_enter() and an interrupt at most
  * per queue.  vCPU threads never do I/O: a kick is an ioeventfd write.
@@ -579,19 +579,6 @@ static void process_queue(struct virtio_blk *blk, unsigned int q)
 	}
 }
 
-/*
- * virtio_dev_notify() without its vdev->lock: ops->stop runs with that lock
- * held and waits for this thread, which must therefore never take it.  The
- * queue cannot be reset under us: stop joins this thread first.
- */
-static void blk_notify(struct virtio_blk *blk, unsigned int q)
-{
-	struct virtio_dev *vdev = &blk->vdev;
-
-	if (virtq_should_notify(&vdev->vqs[q]) && vdev->transport)
-		vdev->transport->notify_queue(vdev, q);
-}
-
 static void notify_queues(struct virtio_blk *blk)
 {
 	uint64_t pending = blk->notify_pending;
@@ -601,7 +588,7 @@ static void notify_queues(struct virtio_blk *blk)
 		unsigned int q = (unsigned int)__builtin_ctzll(pending);
 
 		pending &= pending - 1;
-		blk_notify(blk, q);
+		virtio_dev_notify(&blk->vdev, q);
 	}
 }
 

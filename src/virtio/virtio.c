@@ -212,9 +212,9 @@ void virtio_dev_notify(struct virtio_dev *vdev, unsigned int q)
 
 	if (q >= vdev->nr_queues)
 		return;
-	pthread_mutex_lock(&vdev->lock);
-	want = vdev->started && virtq_should_notify(&vdev->vqs[q]);
-	pthread_mutex_unlock(&vdev->lock);
+	/* No lock: only the queue's processing context calls this, and
+	 * ops->stop quiesces that context before any queue is reset. */
+	want = virtq_should_notify(&vdev->vqs[q]);
 	if (want && vdev->transport)
 		vdev->transport->notify_queue(vdev, q);
 }

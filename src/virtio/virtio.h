@@ -97,8 +97,8 @@ struct virtio_dev {
 	 * the transport around register accesses and by devices around queue
 	 * processing.  Not recursive.  ops->start/stop run with it held (so
 	 * ops->stop must not wait for a thread that takes it).  Lock order:
-	 * PCI host lock -> vdev->lock; so virtio_dev_notify(), virtio_dev_fail()
-	 * and virtio_dev_set_status() are called WITHOUT it (they take it).
+	 * PCI host lock -> vdev->lock; so virtio_dev_fail() and
+	 * virtio_dev_set_status() are called WITHOUT it (they take it).
 	 */
 	pthread_mutex_t lock;
 	uint8_t status;
@@ -128,7 +128,8 @@ static inline bool virtio_has_feature(const struct virtio_dev *vdev, unsigned in
 void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status);
 /*
  * After pushing used buffers on queue `q`: interrupt the driver if it wants
- * one.  Takes vdev->lock (call without it).
+ * one.  Called from the queue's processing context only (the thread or
+ * callback that pops and pushes it); takes no lock.
  */
 void virtio_dev_notify(struct virtio_dev *vdev, unsigned int q);
 /*

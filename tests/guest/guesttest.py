@@ -11,6 +11,11 @@ virtio_mmio.device= words to the command line itself); keel gets --disk,
 --rng, --console socket:PATH and --virtio-transport. The disk image is
 patterned (sector s holds u64 words s << 32 | w) and checked afterwards
 against the guest's BLK-WRITTEN/BLK-ZEROED/BLK-DISCARDED lines.
+
+Crash tests: --kill-after REGEX SIGKILLs the VMM as soon as a serial line
+matches (e.g. BLK-FLUSHED, with blk_hold_after_flush=1 so the guest does
+nothing more); the run then passes if the VMM died of that SIGKILL, no
+check failed before it, and the image holds what the guest reported.
 """
 import argparse
 import codecs
@@ -214,6 +219,8 @@ def vmm_command(a, cmdline, initrd, disk=None, sock=None):
             spec = disk + (',ro' if a.blk_ro else '')
             if a.blk_serial:
                 spec += ',serial=' + a.blk_serial
+            if a.blk_sync:
+                spec += ',sync=' + a.blk_sync
             cmd += ['--disk', spec]
         if a.rng:
             cmd += ['--rng']
@@ -295,12 +302,15 @@ class ConsoleHost(threading.Thread):
         return True, 'console host side ok'
 
 
-def run_vm(cmd, stdin_data, timeout, ready_event=None):
-    """Run the VMM; return (output text, exit code or None on time-out)."""
+def run_vm(cmd, stdin_data, timeout, ready_event=None, kill_re=None):
+    """Run the VMM; return (output text, exit code or None on time-out,
+    whether it was killed because a line matched kill_re)."""
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     out = bytearray()
     fed = [stdin_data is None]
+    killed = [False]
+    kill_rx = re.compile(kill_re.encode(), re.M) if kill_re else None
 
     def reader():
         while True:
@@ -310,6 +320,18 @@ def run_vm(cmd, stdin_data, timeout, ready_event=None):
             out.extend(data)
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
+            if kill_rx and not killed[0]:
+                # Whole lines only: the match must have been printed in full.
+                done = out[:out.rfind(b'\n') + 1].replace(b'\r', b'')
+                if kill_rx.search(done):
+                    killed[0] = True
+                    try:
+                        os.kill(proc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    sys.stdout.write('\n[guesttest: SIGKILL sent to the VMM '
+                                     '(pid %d)]\n' % proc.pid)
+                    sys.stdout.flush()
             if ready_event and re.search(rb'(^|\n)READY\r?\n', out):
                 ready_event.set()
             if not fed[0] and re.search(rb'(^|\n)READY\r?\n', out):
@@ -333,7 +355,7 @@ def run_vm(cmd, stdin_data, timeout, ready_event=None):
         proc.stdin.close()
     except OSError:
         pass
-    return out.decode('utf-8', 'replace'), rc
+    return out.decode('utf-8', 'replace'), rc, killed[0]
 
 
 # How each VMM reports that the guest reset the machine (the end of every
@@ -366,6 +388,22 @@ def judge(text, rc, expect_pass, reset_status=0):
     return True, '%d checks passed' % npass
 
 
+def judge_killed(text, rc, killed, kill_re):
+    """Verdict of a --kill-after run: the VMM died of our SIGKILL."""
+    lines = [l.strip('\r') for l in text.split('\n')]
+    fails = [l for l in lines if CHECK_RE.match(l) and l.startswith('FAIL')]
+    if rc is None:
+        return False, 'timed out before a line matched %r' % kill_re
+    if not killed:
+        return False, 'no line matched %r (VMM exit status %d)' % (kill_re,
+                                                                  rc)
+    if fails:
+        return False, 'failed check before the kill: %s' % fails[0]
+    if rc != -signal.SIGKILL:
+        return False, 'VMM exit status %d, expected death by SIGKILL' % rc
+    return True, 'VMM killed by SIGKILL after %r' % kill_re
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--vmm', choices=['qemu', 'keel'], required=True)
@@ -390,6 +428,11 @@ def main():
     ap.add_argument('--blk-no-write', action='store_true',
                     help='the guest must leave the disk unchanged')
     ap.add_argument('--blk-serial', help='disk serial (GET_ID)')
+    ap.add_argument('--blk-sync', choices=['full', 'fsync', 'none'],
+                    help='keel only: --disk ...,sync=MODE')
+    ap.add_argument('--kill-after', metavar='REGEX',
+                    help='SIGKILL the VMM once a serial line matches, then '
+                    'check the disk image (no KEEL-TEST-END needed)')
     ap.add_argument('--blk-queues', type=int, default=0,
                     help='qemu only: virtio-blk num-queues')
     ap.add_argument('--rng', action='store_true', help='virtio-rng device')
@@ -420,6 +463,9 @@ def main():
         return 1
     if a.console_expect:
         a.console = True
+    if a.blk_sync and a.vmm != 'keel':
+        print('FAIL %s: --blk-sync is for keel' % name)
+        return 1
     if a.blk_image and (a.blk_image % SECTOR or a.blk_image < 1 << 20):
         print('FAIL %s: --blk-image must be a multiple of 512, >= 1M' % name)
         return 1
@@ -449,8 +495,12 @@ def main():
             con = ConsoleHost(sock, a.console_expect, ready, a.timeout)
             con.start()
         start = time.time()
-        text, rc = run_vm(cmd, stdin_data, a.timeout, ready)
-        ok, why = judge(text, rc, a.expect_pass, RESET_STATUS[a.vmm])
+        text, rc, killed = run_vm(cmd, stdin_data, a.timeout, ready,
+                                  a.kill_after)
+        if a.kill_after:
+            ok, why = judge_killed(text, rc, killed, a.kill_after)
+        else:
+            ok, why = judge(text, rc, a.expect_pass, RESET_STATUS[a.vmm])
         extra = []
         if ok and disk:
             ok, w = check_disk(disk, a.blk_image, text, a.blk_ro,
