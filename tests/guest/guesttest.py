@@ -44,9 +44,7 @@ BLK_WRITE = (64, 40)
 BLK_ZERO = (128, 16)
 BLK_DISCARD = (192, 16)
 QEMU_ECAM = 0xb0000000		# q35 MMCONFIG as SeaBIOS programs it
-# keel's ECAM base for --ecam, once keel has one; None: pass no ecam= (the
-# guest then uses 0xcf8/0xcfc only, unless keel appends ecam= itself).
-KEEL_ECAM = None
+KEEL_ECAM = 0xe0000000		# keel's LAYOUT_PCI_ECAM (bus 0 only)
 
 
 def kvm_usable():
