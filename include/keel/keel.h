@@ -271,7 +271,13 @@ KEEL_API int keel_vm_start(keel_vm *vm, keel_error **err);
 KEEL_API int keel_vm_pause(keel_vm *vm, keel_error **err);
 /* PAUSED -> RUNNING. */
 KEEL_API int keel_vm_resume(keel_vm *vm, keel_error **err);
-/* Forced stop (like pulling the power cord); returns once the VM ended. */
+/*
+ * Forced stop (like pulling the power cord): STOPPING, then STOPPED with
+ * KEEL_STOP_REQUESTED; returns once every vCPU has left the guest.  A VM
+ * that already ended (STOPPED or ERROR, e.g. the guest reset it first)
+ * fails with KEEL_ERR_STATE.  A guest-initiated end goes straight from
+ * RUNNING to STOPPED or ERROR.
+ */
 KEEL_API int keel_vm_stop(keel_vm *vm, keel_error **err);
 
 KEEL_API keel_vm_state keel_vm_get_state(keel_vm *vm);
