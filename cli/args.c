@@ -33,6 +33,9 @@ void cli_usage(FILE *stream)
 		"                           [,cache=host|direct][,serial=STR][,queues=N]\n"
 		"      --rng[=BYTES/S]      virtio-rng entropy device, optionally rate-limited\n"
 		"      --console SPEC       virtio console (hvc0), SPEC as for --serial\n"
+		"  -n, --net SPEC           virtio-net NIC, each SPEC optionally ,mac=XX:XX:XX:XX:XX:XX:\n"
+		"                           nat[,subnet=A.B.C.D/N][,hostfwd=tcp|udp:[HOSTADDR]:PORT-:PORT]...\n"
+		"                           tap=IFNAME  bridge=BRIDGE  unix=PATH  fd=N[,stream|dgram]\n"
 		"      --virtio-transport T pci (default) or mmio (keel adds virtio_mmio.device=\n"
 		"                           to the kernel command line)\n"
 		"      --on-reset ACTION    when the guest resets: stop (default) or restart\n"
@@ -91,6 +94,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 		{ "rng", optional_argument, NULL, OPT_RNG },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
+		{ "net", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -102,7 +106,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 	run->memory = 128ULL << 20;
 	run->cmdline = "";
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:m:k:i:a:s:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:m:k:i:a:s:d:n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			errno = 0;
@@ -177,6 +181,13 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 			}
 			run->consoles[run->nr_consoles++] = optarg;
 			break;
+		case 'n':
+			if (run->nr_nets == CLI_MAX_DEVS) {
+				fprintf(stderr, "keel: more than %d --net options\n", CLI_MAX_DEVS);
+				return -1;
+			}
+			run->nets[run->nr_nets++] = optarg;
+			break;
 		case OPT_TRANSPORT:
 			if (!strcmp(optarg, "pci")) {
 				run->transport = KEEL_VIRTIO_PCI;
@@ -245,6 +256,18 @@ keel_config *cli_build_config(const struct cli_run *run, keel_error **err)
 			return NULL;
 		}
 		keel_config_add_storage_device(cfg, dev);
+	}
+	for (int i = 0; i < run->nr_nets; i++) {
+		char msg[256];
+		keel_network_device *nic = cli_net(run->nets[i], msg, sizeof(msg));
+
+		if (!nic) {
+			fprintf(stderr, "keel: --net '%s': %s\n", run->nets[i], msg);
+			keel_config_free(cfg);
+			*err = NULL;
+			return NULL;
+		}
+		keel_config_add_network_device(cfg, nic);
 	}
 	for (int i = 0; i < run->nr_rngs; i++) {
 		keel_entropy_device *rng = keel_virtio_entropy_device_new(err);
@@ -397,6 +420,154 @@ keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len)
 	keel_virtio_block_device_set_queues(dev, (unsigned int)queues);
 out:
 	keel_storage_attachment_free(att);
+	keel_error_free(err);
+	free(copy);
+	return dev;
+}
+
+static bool parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned int b[6];
+	char tail;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &tail) != 6)
+		return false;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return true;
+}
+
+static bool parse_port(const char *s, const char *end, uint16_t *port)
+{
+	unsigned long v = 0;
+
+	if (s == end)
+		return false;
+	for (const char *p = s; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		v = v * 10 + (unsigned long)(*p - '0');
+		if (v > 65535)
+			return false;
+	}
+	*port = (uint16_t)v;
+	return v != 0;
+}
+
+/* "tcp:[ADDR]:PORT-:PORT" (QEMU's hostfwd syntax; an empty ADDR is 127.0.0.1). */
+static bool add_hostfwd(keel_network_attachment *att, const char *v)
+{
+	keel_net_protocol proto;
+	const char *addr, *colon, *dash;
+	char host[64];
+	uint16_t hp, gp;
+
+	if (!strncmp(v, "tcp:", 4))
+		proto = KEEL_NET_TCP;
+	else if (!strncmp(v, "udp:", 4))
+		proto = KEEL_NET_UDP;
+	else
+		return false;
+	addr = v + 4;
+	colon = strchr(addr, ':');
+	dash = colon ? strchr(colon, '-') : NULL;
+	if (!colon || !dash || dash[1] != ':' || (size_t)(colon - addr) >= sizeof(host))
+		return false;
+	memcpy(host, addr, colon - addr);
+	host[colon - addr] = '\0';
+	if (!parse_port(colon + 1, dash, &hp) || !parse_port(dash + 2, dash + 2 + strlen(dash + 2), &gp))
+		return false;
+	keel_nat_attachment_add_port_forward(att, proto, *host ? host : NULL, hp, gp);
+	return true;
+}
+
+keel_network_device *cli_net(const char *spec, char *msg, size_t msg_len)
+{
+	char *copy = strdup(spec), *opt, *save = NULL, *kind, *val;
+	keel_network_attachment *att = NULL;
+	keel_network_device *dev = NULL;
+	keel_error *err = NULL;
+	keel_net_framing framing = KEEL_NET_STREAM;
+	uint8_t mac[6];
+	bool has_mac = false;
+	long fd = -1;
+
+	if (!copy) {
+		snprintf(msg, msg_len, "out of memory");
+		return NULL;
+	}
+	kind = strtok_r(copy, ",", &save);
+	val = kind ? strchr(kind, '=') : NULL;
+	if (val)
+		*val++ = '\0';
+	if (!kind) {
+		snprintf(msg, msg_len, "empty");
+	} else if (!strcmp(kind, "nat") && !val) {
+		att = keel_nat_attachment_new(&err);
+	} else if (!strcmp(kind, "tap") && val) {
+		att = keel_tap_attachment_new(val, &err);
+	} else if (!strcmp(kind, "bridge") && val) {
+		att = keel_bridged_attachment_new(val, &err);
+	} else if (!strcmp(kind, "unix") && val) {
+		att = keel_unix_socket_attachment_new(val, &err);
+	} else if (!strcmp(kind, "fd") && val) {
+		char *end;
+
+		errno = 0;
+		fd = strtol(val, &end, 10);
+		if (errno || *end || end == val || fd < 0 || fd > 65535) {
+			snprintf(msg, msg_len, "fd=%s: not a descriptor number", val);
+			fd = -1;
+		}
+	} else {
+		snprintf(msg, msg_len, "expected nat, tap=IFNAME, bridge=BRIDGE, unix=PATH or fd=N");
+	}
+	if (!att && !(kind && !strcmp(kind, "fd") && fd >= 0)) {
+		if (err)
+			snprintf(msg, msg_len, "%s", keel_error_get_message(err));
+		goto out;
+	}
+	while ((opt = strtok_r(NULL, ",", &save))) {
+		char *v = strchr(opt, '=');
+
+		if (v)
+			*v++ = '\0';
+		if (!strcmp(opt, "mac") && v && parse_mac(v, mac)) {
+			has_mac = true;
+		} else if (att && !strcmp(kind, "nat") && !strcmp(opt, "hostfwd") && v) {
+			if (!add_hostfwd(att, v)) {
+				snprintf(msg, msg_len,
+					 "hostfwd=%s: expected tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT", v);
+				goto out;
+			}
+		} else if (att && !strcmp(kind, "nat") && !strcmp(opt, "subnet") && v) {
+			keel_nat_attachment_set_subnet(att, v);
+		} else if (!strcmp(kind, "fd") && !v && !strcmp(opt, "dgram")) {
+			framing = KEEL_NET_DGRAM;
+		} else if (!strcmp(kind, "fd") && !v && !strcmp(opt, "stream")) {
+			framing = KEEL_NET_STREAM;
+		} else {
+			snprintf(msg, msg_len, "unknown or malformed option '%s%s%s'", opt,
+				 v ? "=" : "", v ? v : "");
+			goto out;
+		}
+	}
+	if (!att) {
+		att = keel_socket_attachment_new((int)fd, framing, &err);
+		if (!att) {
+			snprintf(msg, msg_len, "%s", keel_error_get_message(err));
+			goto out;
+		}
+	}
+	dev = keel_virtio_network_device_new(att, &err);
+	att = NULL;
+	if (!dev)
+		snprintf(msg, msg_len, "%s", keel_error_get_message(err));
+	else if (has_mac)
+		keel_virtio_network_device_set_mac(dev, mac);
+out:
+	keel_network_attachment_free(att);
 	keel_error_free(err);
 	free(copy);
 	return dev;

@@ -26,6 +26,8 @@ struct cli_run {
 	int nr_disks;
 	const char *consoles[CLI_MAX_DEVS];     /* --console specs */
 	int nr_consoles;
+	const char *nets[CLI_MAX_DEVS];         /* --net specs */
+	int nr_nets;
 	int nr_rngs;
 	uint64_t rng_rate;
 	keel_virtio_transport transport;
@@ -42,6 +44,12 @@ uint64_t cli_parse_size(const char *s);
 keel_serial_attachment *cli_serial_attachment(const char *spec, keel_error **err);
 /* A virtio-blk device from "PATH[,ro][,sync=...][,cache=...][,serial=...][,queues=N]". */
 keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len);
+/*
+ * A virtio-net device from "nat[,subnet=CIDR][,hostfwd=PROTO:[ADDR]:PORT-:PORT]...",
+ * "tap=IFNAME", "bridge=BRIDGE", "unix=PATH" or "fd=N[,stream|dgram]", each
+ * with an optional ",mac=XX:XX:XX:XX:XX:XX".  NULL and `msg` on error.
+ */
+keel_network_device *cli_net(const char *spec, char *msg, size_t msg_len);
 /* Builds the configuration; errors come from the library. */
 keel_config *cli_build_config(const struct cli_run *run, keel_error **err);
 void cli_usage(FILE *stream);

@@ -177,6 +177,66 @@ KEEL_API keel_console_device *keel_virtio_console_device_new(keel_serial_attachm
 							     keel_error **err);
 KEEL_API void keel_console_device_free(keel_console_device *dev);
 
+/* --------------------------------------------------------------- networking */
+
+/*
+ * A network device is a device type (virtio-net) plus an attachment (where
+ * its frames go): NAT through keel's embedded user-mode stack, a TAP device
+ * (bridged networking), or a socket an application provides.
+ */
+typedef struct keel_network_attachment keel_network_attachment;
+typedef struct keel_network_device keel_network_device;
+
+typedef enum keel_net_protocol {
+	KEEL_NET_TCP = 0,
+	KEEL_NET_UDP,
+} keel_net_protocol;
+
+/*
+ * NAT (libslirp): DHCP, DNS forwarding, the guest reaches the host's
+ * network.  Default subnet 10.0.2.0/24: gateway .2, DNS .3, guest .15.
+ */
+KEEL_API keel_network_attachment *keel_nat_attachment_new(keel_error **err);
+/* An IPv4 subnet as "A.B.C.D/N" (N <= 30); checked by validation. */
+KEEL_API void keel_nat_attachment_set_subnet(keel_network_attachment *att, const char *cidr);
+/*
+ * Forwards `host_addr`:`host_port` (host_addr NULL: 127.0.0.1) to the
+ * guest's `guest_port` (at its DHCP address).  Checked by validation
+ * (duplicates, port 0); a host port in use fails at VM creation.
+ */
+KEEL_API void keel_nat_attachment_add_port_forward(keel_network_attachment *att,
+						   keel_net_protocol proto, const char *host_addr,
+						   uint16_t host_port, uint16_t guest_port);
+/* An existing TAP interface by name (needs CAP_NET_ADMIN to attach). */
+KEEL_API keel_network_attachment *keel_tap_attachment_new(const char *ifname, keel_error **err);
+/*
+ * Bridged: keel creates a TAP interface and adds it to the Linux bridge
+ * `bridge` (needs CAP_NET_ADMIN; without it VM creation fails naming it).
+ */
+KEEL_API keel_network_attachment *keel_bridged_attachment_new(const char *bridge,
+							      keel_error **err);
+typedef enum keel_net_framing {
+	KEEL_NET_DGRAM = 0,     /* one frame per datagram (SOCK_DGRAM/SEQPACKET) */
+	KEEL_NET_STREAM,        /* 4-byte big-endian length, then the frame (QEMU -netdev stream, passt) */
+} keel_net_framing;
+/* A connected socket the application provides (keel duplicates `fd`). */
+KEEL_API keel_network_attachment *keel_socket_attachment_new(int fd, keel_net_framing framing,
+							     keel_error **err);
+/* Connects to a Unix stream socket at `path` (e.g. passt) when the VM is created. */
+KEEL_API keel_network_attachment *keel_unix_socket_attachment_new(const char *path,
+								  keel_error **err);
+KEEL_API void keel_network_attachment_free(keel_network_attachment *att);
+
+/* A virtio-net device over `att` (takes ownership of `att`). */
+KEEL_API keel_network_device *keel_virtio_network_device_new(keel_network_attachment *att,
+							     keel_error **err);
+/*
+ * The MAC address.  Default: a locally administered address derived from
+ * the machine identifier and the device's index, the same at every boot.
+ */
+KEEL_API void keel_virtio_network_device_set_mac(keel_network_device *dev, const uint8_t mac[6]);
+KEEL_API void keel_network_device_free(keel_network_device *dev);
+
 /* How virtio devices are attached to the machine. */
 typedef enum keel_virtio_transport {
 	KEEL_VIRTIO_PCI = 0,    /* virtio 1.x PCI devices with MSI-X (default) */
@@ -216,6 +276,12 @@ KEEL_API void keel_config_add_storage_device(keel_config *cfg, keel_storage_devi
 KEEL_API void keel_config_add_entropy_device(keel_config *cfg, keel_entropy_device *dev);
 KEEL_API void keel_config_add_console_device(keel_config *cfg, keel_console_device *dev);
 KEEL_API void keel_config_set_virtio_transport(keel_config *cfg, keel_virtio_transport t);
+KEEL_API void keel_config_add_network_device(keel_config *cfg, keel_network_device *dev);
+/*
+ * 16 bytes identifying the machine across boots (like a DMI UUID); default
+ * derived from the kernel path.  Default MAC addresses derive from it.
+ */
+KEEL_API void keel_config_set_machine_identifier(keel_config *cfg, const uint8_t id[16]);
 /* Messages of VMs created from this configuration up to `max_level`. */
 KEEL_API void keel_config_set_log_callback(keel_config *cfg, keel_log_cb cb,
 					   keel_log_level max_level, void *opaque);
@@ -304,6 +370,30 @@ KEEL_API int keel_vm_get_state_fd(keel_vm *vm);
  * error) *err receives the details: registers and instruction bytes.
  */
 KEEL_API keel_stop_reason keel_vm_wait(keel_vm *vm, int timeout_ms, keel_error **err);
+
+/* --------------------------------------------------- devices of a running VM */
+
+/*
+ * Network devices are numbered from 0 in the order they were added.  These
+ * work in any state; on a running VM the guest sees a link change, not a
+ * new device.
+ */
+/* Replaces device `index`'s attachment (takes ownership of `att`). */
+KEEL_API int keel_vm_set_network_attachment(keel_vm *vm, unsigned int index,
+					    keel_network_attachment *att, keel_error **err);
+/* Link up or down, as the guest sees it (VIRTIO_NET_S_LINK_UP). */
+KEEL_API int keel_vm_set_network_link(keel_vm *vm, unsigned int index, bool up,
+				      keel_error **err);
+/* Port forwards of a NAT attachment, while it is attached. */
+KEEL_API int keel_vm_add_port_forward(keel_vm *vm, unsigned int index, keel_net_protocol proto,
+				      const char *host_addr, uint16_t host_port,
+				      uint16_t guest_port, keel_error **err);
+KEEL_API int keel_vm_remove_port_forward(keel_vm *vm, unsigned int index,
+					 keel_net_protocol proto, const char *host_addr,
+					 uint16_t host_port, keel_error **err);
+/* Frames the device dropped because they were malformed (oversized, bad header). */
+KEEL_API int keel_vm_get_network_stats(keel_vm *vm, unsigned int index, uint64_t *tx_frames,
+				       uint64_t *rx_frames, uint64_t *dropped, keel_error **err);
 
 #ifdef __cplusplus
 }

@@ -123,6 +123,17 @@ void keel_config_add_console_device(keel_config *cfg, keel_console_device *dev)
 	add_dev(cfg, &cfg->c.consoles, dev, (void (*)(void *))keel_console_device_free);
 }
 
+void keel_config_add_network_device(keel_config *cfg, keel_network_device *dev)
+{
+	add_dev(cfg, &cfg->c.nics, dev, (void (*)(void *))keel_network_device_free);
+}
+
+void keel_config_set_machine_identifier(keel_config *cfg, const uint8_t id[16])
+{
+	memcpy(cfg->c.machine_id, id, 16);
+	cfg->c.has_machine_id = true;
+}
+
 void keel_config_set_virtio_transport(keel_config *cfg, keel_virtio_transport t)
 {
 	cfg->c.transport = t;

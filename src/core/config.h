@@ -60,6 +60,38 @@ struct keel_console_device {
 	struct keel_serial_attachment *att;
 };
 
+enum net_kind {
+	NET_NAT,
+	NET_TAP,
+	NET_BRIDGED,
+	NET_SOCKET,
+	NET_UNIX,
+};
+
+struct net_forward {
+	keel_net_protocol proto;
+	char host_addr[16];     /* dotted quad */
+	uint16_t host_port;
+	uint16_t guest_port;
+};
+
+struct keel_network_attachment {
+	enum net_kind kind;
+	char *subnet;           /* NAT: "A.B.C.D/N", NULL: default */
+	struct net_forward *forwards;   /* NAT */
+	int nr_forwards;
+	bool bad_forward;       /* a forward could not be recorded: validation says so */
+	char *name;             /* TAP: interface; BRIDGED: bridge; UNIX: path */
+	int fd;                 /* SOCKET: duplicated descriptor */
+	keel_net_framing framing;
+};
+
+struct keel_network_device {
+	struct keel_network_attachment *att;
+	uint8_t mac[6];
+	bool has_mac;
+};
+
 /* A growable array of device configurations. */
 struct dev_list {
 	void **items;
@@ -78,6 +110,9 @@ struct vm_config {
 	struct dev_list disks;          /* struct keel_storage_device * */
 	struct dev_list rngs;           /* struct keel_entropy_device * */
 	struct dev_list consoles;       /* struct keel_console_device * */
+	struct dev_list nics;           /* struct keel_network_device * */
+	uint8_t machine_id[16];
+	bool has_machine_id;
 	keel_virtio_transport transport;
 	bool alloc_failed;      /* a setter could not allocate: reported by validation */
 	keel_log_cb log_cb;
@@ -102,5 +137,13 @@ int dev_list_add(struct dev_list *l, void *item);
 int devices_copy(struct vm_config *dst, const struct vm_config *src, keel_error **err);
 void devices_fini(struct vm_config *cfg);
 int devices_validate(const struct vm_config *cfg, keel_error **err);
+
+/* Network configuration objects (core/netcfg.c). */
+struct keel_network_attachment *net_attachment_dup(const struct keel_network_attachment *src,
+						   keel_error **err);
+int net_attachment_validate(const struct keel_network_attachment *att, const char *what,
+			    keel_error **err);
+struct keel_network_device *net_device_dup(const struct keel_network_device *src,
+					   keel_error **err);
 
 #endif

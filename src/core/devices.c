@@ -2,6 +2,7 @@
 /* Configuration objects for storage, entropy and console devices. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -201,6 +202,15 @@ int devices_copy(struct vm_config *dst, const struct vm_config *src, keel_error 
 	memset(&dst->disks, 0, sizeof(dst->disks));
 	memset(&dst->rngs, 0, sizeof(dst->rngs));
 	memset(&dst->consoles, 0, sizeof(dst->consoles));
+	memset(&dst->nics, 0, sizeof(dst->nics));
+	for (int i = 0; i < src->nics.nr; i++) {
+		void *d = net_device_dup(src->nics.items[i], err);
+
+		if (!d || dev_list_add(&dst->nics, d) < 0) {
+			keel_network_device_free(d);
+			goto fail;
+		}
+	}
 	for (int i = 0; i < src->disks.nr; i++) {
 		void *d = storage_dup(src->disks.items[i], err);
 
@@ -239,12 +249,16 @@ void devices_fini(struct vm_config *c)
 		keel_entropy_device_free(c->rngs.items[i]);
 	for (int i = 0; i < c->consoles.nr; i++)
 		keel_console_device_free(c->consoles.items[i]);
+	for (int i = 0; i < c->nics.nr; i++)
+		keel_network_device_free(c->nics.items[i]);
+	free(c->nics.items);
 	free(c->disks.items);
 	free(c->rngs.items);
 	free(c->consoles.items);
 	memset(&c->disks, 0, sizeof(c->disks));
 	memset(&c->rngs, 0, sizeof(c->rngs));
 	memset(&c->consoles, 0, sizeof(c->consoles));
+	memset(&c->nics, 0, sizeof(c->nics));
 }
 
 static int validate_disk(int index, const keel_storage_device *dev, keel_error **err)
@@ -288,6 +302,19 @@ int devices_validate(const struct vm_config *c, keel_error **err)
 
 		if (!con->att)
 			return err_set(err, KEEL_ERR_INVALID, "console %d has no attachment", i);
+	}
+	for (int i = 0; i < c->nics.nr; i++) {
+		const keel_network_device *nic = c->nics.items[i];
+		char what[32];
+
+		snprintf(what, sizeof(what), "network device %d", i);
+		if (nic->has_mac && (nic->mac[0] & 1))
+			return err_set(err, KEEL_ERR_INVALID,
+				       "%s: MAC address %02x:%02x:%02x:%02x:%02x:%02x is a multicast address",
+				       what, nic->mac[0], nic->mac[1], nic->mac[2], nic->mac[3],
+				       nic->mac[4], nic->mac[5]);
+		if (net_attachment_validate(nic->att, what, err) < 0)
+			return -1;
 	}
 	if (c->transport != KEEL_VIRTIO_PCI && c->transport != KEEL_VIRTIO_MMIO)
 		return err_set(err, KEEL_ERR_INVALID, "unknown virtio transport %d", c->transport);

@@ -43,6 +43,11 @@ with tempfile.TemporaryDirectory() as d:
     expect(["run", "--kernel", junk, "--disk", junk + ",queues=x"], 2, "queues=x: not a number")
     expect(["run", "--kernel", junk, "--rng=fast"], 2, "not a rate in bytes per second")
     expect(["run", "--kernel", junk, "--virtio-transport", "usb"], 2, "expected pci or mmio")
+    expect(["run", "--kernel", junk, "--net", "wifi"], 2, "expected nat, tap=IFNAME")
+    expect(["run", "--kernel", junk, "--net", "nat,hostfwd=tcp::80"], 2,
+           "expected tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT")
+    expect(["run", "--kernel", junk, "--net", "nat,mac=zz"], 2, "unknown or malformed option 'mac=zz'")
+    expect(["run", "--kernel", junk, "--net", "fd=x"], 2, "fd=x: not a descriptor number")
     expect(["run", "--kernel", junk, "--serial", "fd:77"], 1, "descriptor 77 is not usable")
     expect(["run", "--kernel", junk, "--on-reset", "explode"], 2, "expected stop or restart")
     expect(["run", "--kernel", junk, "extra"], 2, "unexpected argument 'extra'")
@@ -62,6 +67,12 @@ with tempfile.TemporaryDirectory() as d:
         expect(["run", "--kernel", kernel, "--disk", os.path.join(d, "nodisk")], 1,
                "disk 0: image")
         expect(["run", "--kernel", kernel, "--disk", odd], 1, "not a multiple of 512")
+        expect(["run", "--kernel", kernel, "--net", "nat,subnet=10.0.0.0/31"], 1,
+               "8 <= N <= 30")
+        expect(["run", "--kernel", kernel, "--net",
+                "nat,hostfwd=tcp::8022-:22,hostfwd=tcp::8022-:23"], 1, "forwarded twice")
+        expect(["run", "--kernel", kernel, "--net", "nat,mac=01:00:00:00:00:01"], 1,
+               "is a multicast address")
 
 print(f"{failures} failure(s)")
 sys.exit(1 if failures else 0)
