@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "boot/boot.h"
+#include "core/le.h"
 #include "x86/layout.h"
 
 #define MiB (1ULL << 20)
@@ -57,39 +58,6 @@
 #define SECTOR_SIZE          512
 #define ENTRY64_OFFSET       0x200
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
 	return a > b ? a : b;
@@ -124,10 +92,10 @@ int bzimage_probe(const uint8_t *buf, size_t len, keel_error **err)
 		return err_set(err, KEEL_ERR_FORMAT,
 			       "truncated bzImage: %zu bytes, setup header needs 0x%x", buf ? len : 0,
 			       HDR_MIN_END);
-	if (get16(buf + HDR_BOOT_FLAG) != 0xaa55 || memcmp(buf + HDR_HEADER, "HdrS", 4) != 0)
+	if (get_le16(buf + HDR_BOOT_FLAG) != 0xaa55 || memcmp(buf + HDR_HEADER, "HdrS", 4) != 0)
 		return err_set(err, KEEL_ERR_FORMAT,
 			       "not a bzImage: no boot flag 0xaa55 at 0x1fe and 'HdrS' at 0x202");
-	version = get16(buf + HDR_VERSION);
+	version = get_le16(buf + HDR_VERSION);
 	if (version < PROTO_MIN)
 		return err_set(err, KEEL_ERR_FORMAT,
 			       "bzImage boot protocol %u.%02u (0x%04x) is too old: keel needs 2.12 "
@@ -142,7 +110,7 @@ int bzimage_probe(const uint8_t *buf, size_t len, keel_error **err)
 			       "bzImage setup header ends at 0x%zx (byte 0x%02x at 0x201), protocol "
 			       "%u.%02u needs at least 0x%x", header_end(buf), buf[HDR_JUMP + 1],
 			       version >> 8, version & 0xff, HDR_MIN_END);
-	xlf = get16(buf + HDR_XLOADFLAGS);
+	xlf = get_le16(buf + HDR_XLOADFLAGS);
 	if (!(xlf & XLF_KERNEL_64))
 		return err_set(err, KEEL_ERR_FORMAT,
 			       "bzImage has no 64-bit entry point (xloadflags 0x%04x lacks "
@@ -164,9 +132,9 @@ static int bzimage_place(const struct mem *mem, const uint8_t *buf, size_t pm_si
 			 uint64_t *load_out, uint64_t *end_out, keel_error **err)
 {
 	uint64_t low_end = mem->region[0].gpa + mem->region[0].size;
-	uint32_t align = get32(buf + HDR_KERNEL_ALIGNMENT);
-	uint64_t pref = get64(buf + HDR_PREF_ADDRESS);
-	uint64_t init_size = get32(buf + HDR_INIT_SIZE);
+	uint32_t align = get_le32(buf + HDR_KERNEL_ALIGNMENT);
+	uint64_t pref = get_le64(buf + HDR_PREF_ADDRESS);
+	uint64_t init_size = get_le32(buf + HDR_INIT_SIZE);
 	uint64_t load, run, end;
 
 	if (buf[HDR_RELOCATABLE]) {
@@ -217,7 +185,7 @@ int bzimage_load(struct mem *mem, const struct boot_spec *spec, struct boot_entr
 			       "memory map has %d entries, boot_params holds 1 to %d",
 			       spec->nr_e820, BP_E820_MAX);
 	cmdline_len = strlen(spec->cmdline);
-	cmdline_size = get32(buf + HDR_CMDLINE_SIZE);
+	cmdline_size = get_le32(buf + HDR_CMDLINE_SIZE);
 	if (cmdline_len > cmdline_size)
 		return err_set(err, KEEL_ERR_TOO_LARGE,
 			       "command line is %zu bytes, kernel accepts at most %u", cmdline_len,
@@ -232,7 +200,7 @@ int bzimage_load(struct mem *mem, const struct boot_spec *spec, struct boot_entr
 	if (bzimage_place(mem, buf, pm_size, &load, &kernel_end, err))
 		return -1;
 
-	initrd_max = get32(buf + HDR_INITRD_ADDR_MAX);
+	initrd_max = get_le32(buf + HDR_INITRD_ADDR_MAX);
 	if (!initrd_max)
 		initrd_max = INITRD_ADDR_MAX_DEF;
 	if (spec->initrd && spec->initrd_size) {
@@ -265,21 +233,21 @@ int bzimage_load(struct mem *mem, const struct boot_spec *spec, struct boot_entr
 
 	bp[HDR_TYPE_OF_LOADER] = LOADER_UNDEFINED;
 	bp[HDR_LOADFLAGS] = (uint8_t)((bp[HDR_LOADFLAGS] | LOADED_HIGH) & ~CAN_USE_HEAP);
-	put16(bp + HDR_HEAP_END_PTR, 0);
-	put32(bp + HDR_CODE32_START, (uint32_t)load);
-	put32(bp + HDR_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE);
-	put32(bp + BP_EXT_CMD_LINE_PTR, (uint32_t)(LAYOUT_CMDLINE >> 32));
-	put32(bp + HDR_RAMDISK_IMAGE, (uint32_t)initrd_gpa);
-	put32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd_gpa >> 32));
-	put32(bp + HDR_RAMDISK_SIZE, (uint32_t)(initrd_gpa ? spec->initrd_size : 0));
-	put32(bp + BP_EXT_RAMDISK_SIZE, 0);
+	put_le16(bp + HDR_HEAP_END_PTR, 0);
+	put_le32(bp + HDR_CODE32_START, (uint32_t)load);
+	put_le32(bp + HDR_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE);
+	put_le32(bp + BP_EXT_CMD_LINE_PTR, (uint32_t)(LAYOUT_CMDLINE >> 32));
+	put_le32(bp + HDR_RAMDISK_IMAGE, (uint32_t)initrd_gpa);
+	put_le32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd_gpa >> 32));
+	put_le32(bp + HDR_RAMDISK_SIZE, (uint32_t)(initrd_gpa ? spec->initrd_size : 0));
+	put_le32(bp + BP_EXT_RAMDISK_SIZE, 0);
 	bp[BP_E820_ENTRIES] = (uint8_t)spec->nr_e820;
 	for (i = 0; i < spec->nr_e820; i++) {
 		uint8_t *e = bp + BP_E820_TABLE + (size_t)i * BP_E820_ENTRY_SIZE;
 
-		put64(e, spec->e820[i].addr);
-		put64(e + 8, spec->e820[i].size);
-		put32(e + 16, spec->e820[i].type);
+		put_le64(e, spec->e820[i].addr);
+		put_le64(e + 8, spec->e820[i].size);
+		put_le32(e + 16, spec->e820[i].type);
 	}
 
 	if (boot_place_cmdline(mem, spec->cmdline, cmdline_size, err))

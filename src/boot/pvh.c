@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "boot/boot.h"
+#include "core/le.h"
 #include "x86/layout.h"
 
 #define MiB (1ULL << 20)
@@ -72,35 +73,6 @@ struct elf_phdr {
 	uint64_t align;
 };
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 /* [off, off+size) lies within a buffer of `len` bytes. */
 static bool in_file(uint64_t off, uint64_t size, size_t len)
 {
@@ -113,19 +85,19 @@ static void elf_phdr(const uint8_t *buf, const struct elf_info *info, unsigned i
 	const uint8_t *p = buf + info->phoff + (uint64_t)i * info->phentsize;
 
 	if (info->is64) {
-		ph->type = get32(p);
-		ph->offset = get64(p + 8);
-		ph->paddr = get64(p + 24);
-		ph->filesz = get64(p + 32);
-		ph->memsz = get64(p + 40);
-		ph->align = get64(p + 48);
+		ph->type = get_le32(p);
+		ph->offset = get_le64(p + 8);
+		ph->paddr = get_le64(p + 24);
+		ph->filesz = get_le64(p + 32);
+		ph->memsz = get_le64(p + 40);
+		ph->align = get_le64(p + 48);
 	} else {
-		ph->type = get32(p);
-		ph->offset = get32(p + 4);
-		ph->paddr = get32(p + 12);
-		ph->filesz = get32(p + 16);
-		ph->memsz = get32(p + 20);
-		ph->align = get32(p + 28);
+		ph->type = get_le32(p);
+		ph->offset = get_le32(p + 4);
+		ph->paddr = get_le32(p + 12);
+		ph->filesz = get_le32(p + 16);
+		ph->memsz = get_le32(p + 20);
+		ph->align = get_le32(p + 28);
 	}
 }
 
@@ -154,18 +126,18 @@ static int elf_header(const uint8_t *buf, size_t len, struct elf_info *info, kee
 		return err_set(err, KEEL_ERR_FORMAT,
 			       "truncated ELF header: %zu bytes, an %s header needs %zu", len,
 			       info->is64 ? "ELF64" : "ELF32", ehsize);
-	machine = get16(buf + 18);
+	machine = get_le16(buf + 18);
 	if (machine != EM_X86_64 && machine != EM_386)
 		return err_set(err, KEEL_ERR_FORMAT,
 			       "ELF machine %u is not x86 (EM_X86_64 62 or EM_386 3)", machine);
 	if (info->is64) {
-		info->phoff = get64(buf + 32);
-		info->phentsize = get16(buf + 54);
-		info->phnum = get16(buf + 56);
+		info->phoff = get_le64(buf + 32);
+		info->phentsize = get_le16(buf + 54);
+		info->phnum = get_le16(buf + 56);
 	} else {
-		info->phoff = get32(buf + 28);
-		info->phentsize = get16(buf + 42);
-		info->phnum = get16(buf + 44);
+		info->phoff = get_le32(buf + 28);
+		info->phentsize = get_le16(buf + 42);
+		info->phnum = get_le16(buf + 44);
 	}
 	if (info->phnum == 0)
 		return err_set(err, KEEL_ERR_FORMAT, "ELF file has no program headers");
@@ -196,9 +168,9 @@ static int scan_notes(const uint8_t *buf, const struct elf_phdr *ph, unsigned in
 
 	while (size - pos >= NHDR_SIZE) {
 		uint64_t note_off = ph->offset + pos;
-		uint32_t namesz = get32(p + pos);
-		uint32_t descsz = get32(p + pos + 4);
-		uint32_t type = get32(p + pos + 8);
+		uint32_t namesz = get_le32(p + pos);
+		uint32_t descsz = get_le32(p + pos + 4);
+		uint32_t type = get_le32(p + pos + 8);
 		uint64_t name_al = ((uint64_t)namesz + align - 1) & ~(align - 1);
 		uint64_t desc_al = ((uint64_t)descsz + align - 1) & ~(align - 1);
 		const uint8_t *name, *desc;
@@ -231,7 +203,7 @@ static int scan_notes(const uint8_t *buf, const struct elf_phdr *ph, unsigned in
 				       "ELF note at file offset 0x%llx: XEN_ELFNOTE_PHYS32_ENTRY has a "
 				       "%u-byte descriptor, expected 4 or 8",
 				       (unsigned long long)note_off, descsz);
-		*entry = get32(desc);
+		*entry = get_le32(desc);
 		*found = true;
 	}
 	return 0;
@@ -364,27 +336,27 @@ int pvh_load(struct mem *mem, const struct boot_spec *spec, struct boot_entry *e
 
 	/* hvm_start_info, its module list and memory map. */
 	memset(si, 0, LAYOUT_PVH_INFO_SIZE);
-	put32(si + SI_MAGIC, XEN_HVM_START_MAGIC);
-	put32(si + SI_VERSION, 1);
-	put32(si + SI_FLAGS, 0);
-	put64(si + SI_CMDLINE_PADDR, LAYOUT_CMDLINE);
-	put64(si + SI_RSDP_PADDR, 0);
+	put_le32(si + SI_MAGIC, XEN_HVM_START_MAGIC);
+	put_le32(si + SI_VERSION, 1);
+	put_le32(si + SI_FLAGS, 0);
+	put_le64(si + SI_CMDLINE_PADDR, LAYOUT_CMDLINE);
+	put_le64(si + SI_RSDP_PADDR, 0);
 	if (initrd_gpa) {
 		uint8_t *mod = si + MODLIST_OFF;
 
-		put32(si + SI_NR_MODULES, 1);
-		put64(si + SI_MODLIST_PADDR, LAYOUT_PVH_INFO + MODLIST_OFF);
-		put64(mod, initrd_gpa);
-		put64(mod + 8, spec->initrd_size);
+		put_le32(si + SI_NR_MODULES, 1);
+		put_le64(si + SI_MODLIST_PADDR, LAYOUT_PVH_INFO + MODLIST_OFF);
+		put_le64(mod, initrd_gpa);
+		put_le64(mod + 8, spec->initrd_size);
 	}
-	put64(si + SI_MEMMAP_PADDR, LAYOUT_PVH_INFO + MEMMAP_OFF);
-	put32(si + SI_MEMMAP_ENTRIES, (uint32_t)spec->nr_e820);
+	put_le64(si + SI_MEMMAP_PADDR, LAYOUT_PVH_INFO + MEMMAP_OFF);
+	put_le32(si + SI_MEMMAP_ENTRIES, (uint32_t)spec->nr_e820);
 	for (n = 0; n < spec->nr_e820; n++) {
 		uint8_t *e = si + MEMMAP_OFF + (size_t)n * MEMMAP_ENTRY_SIZE;
 
-		put64(e, spec->e820[n].addr);
-		put64(e + 8, spec->e820[n].size);
-		put32(e + 16, spec->e820[n].type);
+		put_le64(e, spec->e820[n].addr);
+		put_le64(e + 8, spec->e820[n].size);
+		put_le32(e + 16, spec->e820[n].type);
 	}
 
 	if (boot_place_cmdline(mem, spec->cmdline, LAYOUT_CMDLINE_MAX - 1, err))

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "core/le.h"
 #include "core/vm.h"
 #include "pci/msix.h"
 #include "pci/pci.h"
@@ -26,10 +27,6 @@ struct pci_host {
 	struct pci_dev bridge;
 };
 
-static inline void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static inline uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static inline uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 void pci_dev_init(struct pci_dev *dev, struct keel_vm *vm, const char *name,
 		  const struct pci_dev_ops *ops, uint16_t vendor, uint16_t device,
@@ -39,14 +36,14 @@ void pci_dev_init(struct pci_dev *dev, struct keel_vm *vm, const char *name,
 	dev->vm = vm;
 	dev->name = name;
 	dev->ops = ops;
-	put16(dev->cfg + PCI_VENDOR_ID, vendor);
-	put16(dev->cfg + PCI_DEVICE_ID, device);
+	put_le16(dev->cfg + PCI_VENDOR_ID, vendor);
+	put_le16(dev->cfg + PCI_DEVICE_ID, device);
 	dev->cfg[PCI_REVISION] = revision;
 	dev->cfg[PCI_CLASS_PROG] = class_code & 0xff;
-	put16(dev->cfg + PCI_CLASS_PROG + 1, (uint16_t)(class_code >> 8));
-	put16(dev->cfg + PCI_SUBSYS_VENDOR, subsys_vendor);
-	put16(dev->cfg + PCI_SUBSYS_ID, subsys_id);
-	put16(dev->wmask + PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+	put_le16(dev->cfg + PCI_CLASS_PROG + 1, (uint16_t)(class_code >> 8));
+	put_le16(dev->cfg + PCI_SUBSYS_VENDOR, subsys_vendor);
+	put_le16(dev->cfg + PCI_SUBSYS_ID, subsys_id);
+	put_le16(dev->wmask + PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
 					 PCI_COMMAND_INTX_DISABLE);
 	dev->wmask[PCI_INTERRUPT_LINE] = 0xff;
 	dev->next_cap = 0x40;
@@ -67,15 +64,15 @@ void pci_dev_set_bar(struct pci_dev *dev, int i, enum pci_bar_kind kind, uint64_
 	switch (kind) {
 	case PCI_BAR_IO:
 		dev->cfg[PCI_BAR0 + 4 * i] = 0x1;
-		put32(w, (uint32_t)mask & 0xfffffffc);
+		put_le32(w, (uint32_t)mask & 0xfffffffc);
 		break;
 	case PCI_BAR_MEM32:
-		put32(w, (uint32_t)mask & 0xfffffff0);
+		put_le32(w, (uint32_t)mask & 0xfffffff0);
 		break;
 	case PCI_BAR_MEM64:
 		dev->cfg[PCI_BAR0 + 4 * i] = 0x4;
-		put32(w, (uint32_t)mask & 0xfffffff0);
-		put32(w + 4, (uint32_t)(mask >> 32));
+		put_le32(w, (uint32_t)mask & 0xfffffff0);
+		put_le32(w + 4, (uint32_t)(mask >> 32));
 		break;
 	case PCI_BAR_NONE:
 		break;
@@ -96,7 +93,7 @@ uint8_t pci_dev_add_cap(struct pci_dev *dev, const void *cap, const uint8_t *wma
 		dev->cfg[dev->last_cap + 1] = off;
 	else
 		dev->cfg[PCI_CAP_PTR] = off;
-	put16(dev->cfg + PCI_STATUS, get16(dev->cfg + PCI_STATUS) | PCI_STATUS_CAP_LIST);
+	put_le16(dev->cfg + PCI_STATUS, get_le16(dev->cfg + PCI_STATUS) | PCI_STATUS_CAP_LIST);
 	dev->last_cap = off;
 	dev->next_cap = (uint8_t)((off + len + 3) & ~3);
 	return off;
@@ -104,7 +101,7 @@ uint8_t pci_dev_add_cap(struct pci_dev *dev, const void *cap, const uint8_t *wma
 
 static uint64_t bar_cfg_addr(const struct pci_dev *dev, int i)
 {
-	uint32_t lo = get32(dev->cfg + PCI_BAR0 + 4 * i);
+	uint32_t lo = get_le32(dev->cfg + PCI_BAR0 + 4 * i);
 
 	switch (dev->bar[i].kind) {
 	case PCI_BAR_IO:
@@ -112,7 +109,7 @@ static uint64_t bar_cfg_addr(const struct pci_dev *dev, int i)
 	case PCI_BAR_MEM32:
 		return lo & ~0xfU;
 	case PCI_BAR_MEM64:
-		return (lo & ~0xfULL) | ((uint64_t)get32(dev->cfg + PCI_BAR0 + 4 * i + 4) << 32);
+		return (lo & ~0xfULL) | ((uint64_t)get_le32(dev->cfg + PCI_BAR0 + 4 * i + 4) << 32);
 	default:
 		return 0;
 	}
@@ -123,7 +120,7 @@ static void bar_update(struct pci_dev *dev, int i)
 {
 	struct pci_bar *bar = &dev->bar[i];
 	bool io = bar->kind == PCI_BAR_IO;
-	uint16_t cmd = get16(dev->cfg + PCI_COMMAND);
+	uint16_t cmd = get_le16(dev->cfg + PCI_COMMAND);
 	bool decode = cmd & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY);
 	uint64_t addr = bar_cfg_addr(dev, i);
 	struct bus *bus = io ? dev->vm->pio : dev->vm->mmio;
@@ -173,12 +170,12 @@ uint64_t pci_bar_addr(struct pci_dev *dev, int i)
 
 static void intx_apply(struct pci_dev *dev)
 {
-	bool disabled = get16(dev->cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE;
-	uint16_t status = get16(dev->cfg + PCI_STATUS) & ~PCI_STATUS_INTERRUPT;
+	bool disabled = get_le16(dev->cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE;
+	uint16_t status = get_le16(dev->cfg + PCI_STATUS) & ~PCI_STATUS_INTERRUPT;
 
 	if (dev->intx_level)
 		status |= PCI_STATUS_INTERRUPT;
-	put16(dev->cfg + PCI_STATUS, status);
+	put_le16(dev->cfg + PCI_STATUS, status);
 	if (dev->intx_gsi)
 		vm_irq_line(dev->vm, dev->intx_gsi, dev->intx_level && !disabled);
 }
@@ -359,9 +356,9 @@ static int assign_bars(struct pci_host *host, struct pci_dev *dev, keel_error **
 				       dev->name, i, (unsigned long long)bar->size,
 				       bar->kind == PCI_BAR_IO ? "I/O" : "MMIO");
 		*next = addr + bar->size;
-		put32(reg, (get32(reg) & (bar->kind == PCI_BAR_IO ? 0x3 : 0xf)) | (uint32_t)addr);
+		put_le32(reg, (get_le32(reg) & (bar->kind == PCI_BAR_IO ? 0x3 : 0xf)) | (uint32_t)addr);
 		if (bar->kind == PCI_BAR_MEM64)
-			put32(reg + 4, (uint32_t)(addr >> 32));
+			put_le32(reg + 4, (uint32_t)(addr >> 32));
 		bar->addr = addr;
 	}
 	return 0;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "core/le.h"
 #include "core/vm.h"
 #include "kvm/irq.h"
 #include "pci/msix.h"
@@ -132,9 +133,6 @@ static struct virtio_pci *to_vpci(struct virtio_dev *vdev)
 	return vdev->transport_priv;
 }
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 /* ---- interrupts ---- */
 
@@ -150,15 +148,15 @@ static bool in_window(struct virtio_pci *vp)
  */
 static void intx_apply_held(struct pci_dev *dev, bool level)
 {
-	bool disabled = get16(dev->cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE;
-	uint16_t status = get16(dev->cfg + PCI_STATUS) & ~PCI_STATUS_INTERRUPT;
+	bool disabled = get_le16(dev->cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE;
+	uint16_t status = get_le16(dev->cfg + PCI_STATUS) & ~PCI_STATUS_INTERRUPT;
 
 	if (dev->intx_level == level)
 		return;
 	dev->intx_level = level;
 	if (level)
 		status |= PCI_STATUS_INTERRUPT;
-	put16(dev->cfg + PCI_STATUS, status);
+	put_le16(dev->cfg + PCI_STATUS, status);
 	if (dev->intx_gsi)
 		vm_irq_line(dev->vm, dev->intx_gsi, level && !disabled);
 }
@@ -597,8 +595,8 @@ static void vpci_config_written(struct pci_dev *dev, uint32_t off, unsigned int 
 	uint32_t data = c + offsetof(struct virtio_pci_cfg_cap, pci_cfg_data);
 	uint32_t lenf = c + offsetof(struct virtio_pci_cap, length);
 	uint8_t bar = dev->cfg[c + offsetof(struct virtio_pci_cap, bar)];
-	uint32_t woff = get32(dev->cfg + c + offsetof(struct virtio_pci_cap, offset));
-	uint32_t wlen = get32(dev->cfg + lenf);
+	uint32_t woff = get_le32(dev->cfg + c + offsetof(struct virtio_pci_cap, offset));
+	uint32_t wlen = get_le32(dev->cfg + lenf);
 	bool is_write;
 
 	if (!c || off >= data + 4 || off + len <= c)
