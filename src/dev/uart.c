@@ -16,9 +16,7 @@
  * loop_add()/loop_del() with the uart lock held.
  */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -29,6 +27,7 @@
 
 #include "bus/bus.h"
 #include "core/loop.h"
+#include "core/serial_out.h"
 #include "dev/legacy.h"
 
 #define UART_NR_REGS    8
@@ -103,14 +102,12 @@ struct uart {
 	struct keel_vm *vm;
 	unsigned int irq;
 	int in_fd;              /* -1: no input (or not pollable) */
-	int out_fd;             /* -1: output discarded */
+	struct serial_out out;
 
 	pthread_mutex_t lock;
 	bool in_registered;     /* in_fd was put on the event loop */
 	bool in_watched;        /* ... and still is */
 	bool in_paused;         /* ... with its events masked */
-	bool out_broken;        /* writing failed for good: drop output */
-	bool out_stalled;       /* a non-blocking reader stopped reading */
 	int irq_level;
 
 	uint8_t ier, fcr, lcr, mcr, lsr_errors, msr, scr, dll, dlm;
@@ -267,53 +264,11 @@ static void uart_update_msr(struct uart *u)
 		u->msr |= UART_MSR_DDCD;
 }
 
-/*
- * Writes one byte to the output descriptor.  SIGPIPE is blocked around the
- * write (and a SIGPIPE it raised consumed) so that a closed reader cannot
- * kill the application.
- */
 static void uart_output(struct uart *u, uint8_t c)
 {
-	static const struct timespec zero;
-	sigset_t pipe_set, old_set;
-	ssize_t n;
-
-	if (u->out_fd < 0 || u->out_broken)
-		return;
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
-	for (;;) {
-		n = write(u->out_fd, &c, 1);
-		if (n == 1) {
-			u->out_stalled = false;
-			break;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd p = { .fd = u->out_fd, .events = POLLOUT };
-
-			/*
-			 * A non-blocking descriptor that is full: wait a little,
-			 * then drop; while it stays full, drop without waiting.
-			 */
-			if (!u->out_stalled && poll(&p, 1, 1000) > 0)
-				continue;
-			u->out_stalled = true;
-			break;
-		}
-		if (n < 0 && errno == EPIPE) {
-			sigset_t pending;
-
-			sigpending(&pending);
-			if (sigismember(&pending, SIGPIPE) && !sigismember(&old_set, SIGPIPE))
-				sigtimedwait(&pipe_set, NULL, &zero);
-		}
-		u->out_broken = true;
-		break;
-	}
-	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+	if (serial_out_write(&u->out, &c, 1) < 0)
+		vm_log(u->vm, KEEL_LOG_WARNING, "%s: output failed (%s); discarding output from now on",
+		       u->vdev.name, strerror(errno));
 }
 
 static void uart_transmit(struct uart *u, uint8_t c)
@@ -585,7 +540,7 @@ int uart_create(struct keel_vm *vm, int index, const struct keel_serial_attachme
 	u->vm = vm;
 	u->irq = uart_ports[index].irq;
 	u->in_fd = att ? att->in_fd : -1;
-	u->out_fd = att ? att->out_fd : -1;
+	serial_out_init(&u->out, att ? att->out_fd : -1);
 	u->vdev.name = uart_ports[index].name;
 	u->vdev.reset = uart_reset;
 	u->vdev.destroy = uart_destroy;

@@ -18,8 +18,6 @@
  * callbacks).
  */
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +28,7 @@
 
 #include "core/config.h"
 #include "core/loop.h"
+#include "core/serial_out.h"
 #include "core/vm.h"
 #include "virtio/devices.h"
 #include "virtio/virtio.h"
@@ -46,14 +45,13 @@ struct virtio_console {
 	struct virtio_dev vdev;
 	char name[32];
 	int in_fd;                      /* -1: no input */
-	int out_fd;                     /* -1: output discarded */
+	struct serial_out out;
 	bool in_registered;             /* in_fd is on the loop */
 	bool rxk_watched, txk_watched;
 
 	/* Under vdev.lock. */
 	bool in_active;                 /* input not at its end */
 	bool in_paused;                 /* watch masked: no receive buffer */
-	bool out_broken, out_stalled;
 	struct virtq_chain chain;
 };
 
@@ -69,46 +67,9 @@ static void in_watch(struct virtio_console *c, bool want)
 
 static void con_output(struct virtio_console *c, const uint8_t *p, size_t len)
 {
-	static const struct timespec zero;
-	sigset_t pipe_set, old_set;
-
-	if (c->out_fd < 0 || c->out_broken || !len)
-		return;
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
-	while (len) {
-		ssize_t n = write(c->out_fd, p, len);
-
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			c->out_stalled = false;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd pfd = { .fd = c->out_fd, .events = POLLOUT };
-
-			if (!c->out_stalled && poll(&pfd, 1, 1000) > 0)
-				continue;
-			c->out_stalled = true;  /* drop while the reader does not read */
-			break;
-		}
-		if (n < 0 && errno == EPIPE) {
-			sigset_t pending;
-
-			sigpending(&pending);
-			if (sigismember(&pending, SIGPIPE) && !sigismember(&old_set, SIGPIPE))
-				sigtimedwait(&pipe_set, NULL, &zero);
-		}
+	if (serial_out_write(&c->out, p, len) < 0)
 		vm_log(c->vdev.vm, KEEL_LOG_WARNING, "%s: output failed (%s); discarding output from now on",
-		       c->name, n < 0 ? strerror(errno) : "nothing written");
-		c->out_broken = true;
-		break;
-	}
-	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+		       c->name, strerror(errno));
 }
 
 static void con_tx(struct virtio_console *c)
@@ -334,7 +295,7 @@ int virtio_console_create(struct keel_vm *vm, const struct keel_console_device *
 		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating a virtio-console device");
 	snprintf(c->name, sizeof(c->name), "virtio-console%d", cfg_index(&vm->cfg.consoles, cfg));
 	c->in_fd = att ? att->in_fd : -1;
-	c->out_fd = att ? att->out_fd : -1;
+	serial_out_init(&c->out, att ? att->out_fd : -1);
 	if (virtio_dev_init(&c->vdev, vm, c->name, VIRTIO_ID_CONSOLE, &con_ops,
 			    (1ULL << VIRTIO_F_EVENT_IDX) | (1ULL << VIRTIO_F_INDIRECT_DESC),
 			    CON_CONFIG_SIZE, 2, CON_QUEUE_SIZE, err) < 0) {
