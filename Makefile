@@ -55,7 +55,7 @@ check-nested: build
 		echo "check-nested: /dev/kvm is usable here: keel suites ran directly"; \
 	else \
 		tests/nested/run-in-l1 --timeout 2400 -- $(MESON) test -C $(BUILD) --no-rebuild \
-			--print-errorlogs --logbase nested --suite keel-guest --suite keel-linux --suite keel-api; \
+			--print-errorlogs --logbase nested --suite keel-guest --suite keel-linux --suite keel-api --suite keel-bench; \
 		rc=$$?; \
 		case $$rc in 0|1) ;; 77) echo "check-nested: no KVM even in the nested machine: keel suites stay skipped";; \
 		*) echo "nested KVM harness failed with status $$rc" > $(BUILD)/meson-logs/nested.error;; esac; \

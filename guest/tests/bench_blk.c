@@ -9,7 +9,8 @@
  *                  sr/sw:   1 MiB sequential read/write (seq_qd=, default 4)
  *   blk_ms=1000    time per test (guest TSC), blk_max_ops= cap (0: none)
  * Reports per test:
- *   BENCH blk NAME bs=B qd=Q ops=N ns=T
+ *   BENCH blk NAME bs=B qd=Q ops=N cycles=C ns=T
+ * (C: TSC cycles; T: the same in ns by this guest's own TSC calibration).
  */
 #include <keel/kit.h>
 #include <keel/virtio.h>
@@ -136,8 +137,8 @@ static void run_test(const char *name, u32 type, u32 bs, int qd, bool rnd,
 			cpu_relax();
 	}
 	t1 = rdtsc();
-	printf("BENCH blk %s bs=%u qd=%d ops=%llu ns=%llu\n", name, bs, qd,
-	       done, to_ns(t1 - t0));
+	printf("BENCH blk %s bs=%u qd=%d ops=%llu cycles=%llu ns=%llu\n", name,
+	       bs, qd, done, t1 - t0, to_ns(t1 - t0));
 }
 
 void test_main(void)

@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""keel vs QEMU benchmark: start-up, memory overhead, exit cost, virtio-blk.
+
+    bench/run.py --build build [--quick]
+
+Runs bench/inner.py with /dev/kvm: directly when this host has a usable
+/dev/kvm, otherwise inside ONE boot of tests/nested/run-in-l1 (L1 under
+QEMU TCG, nested kvm_amd). Prints a markdown table and writes it to
+bench/results/latest.md (--quick: bench/work/quick.md, and checks only that
+every metric produced a number). See bench/README.md.
+
+Exit status: 0 ok, 1 failure, 77 no /dev/kvm anywhere (not even in L1).
+"""
+import argparse
+import fcntl
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+KVM_GET_API_VERSION = 0xae00
+
+# (key, label, unit, higher_is_better, fio key)
+ROWS = [
+    ('boot_first_ms', 'start-up: process start -> first serial byte '
+     '(1 vCPU, 128 MiB)', 'ms', False),
+    ('boot_exit_ms', 'start-up: process start -> exit after guest reset',
+     'ms', False),
+    ('mem_small_overhead_mib', 'VMM memory overhead, 1 vCPU 128 MiB '
+     '(peak RSS - guest RAM touched)', 'MiB', False),
+    ('mem_small_peak_mib', '  peak RSS, 1 vCPU 128 MiB', 'MiB', False),
+    ('mem_big_overhead_mib', 'VMM memory overhead, 4 vCPU 1 GiB 2 disks',
+     'MiB', False),
+    ('mem_big_peak_mib', '  peak RSS, 4 vCPU 1 GiB 2 disks', 'MiB', False),
+    ('exit_pio_ns', 'exit round-trip: port-I/O write, unclaimed port',
+     'us/exit', False),
+    ('exit_mmio_ns', 'exit round-trip: MMIO write, unclaimed address',
+     'us/exit', False),
+    ('blk_rr1', 'virtio-blk 4 KiB random read, QD1', 'IOPS', True),
+    ('blk_rw1', 'virtio-blk 4 KiB random write, QD1', 'IOPS', True),
+    ('blk_rr32', 'virtio-blk 4 KiB random read, QD32', 'IOPS', True),
+    ('blk_rw32', 'virtio-blk 4 KiB random write, QD32', 'IOPS', True),
+    ('blk_sr', 'virtio-blk 1 MiB sequential read, QD{seq_qd}', 'MiB/s',
+     True),
+    ('blk_sw', 'virtio-blk 1 MiB sequential write, QD{seq_qd}', 'MiB/s',
+     True),
+]
+
+
+def log(*a):
+    print('[bench]', *a, file=sys.stderr, flush=True)
+
+
+def kvm_usable():
+    try:
+        fd = os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return False, '/dev/kvm: ' + e.strerror
+    try:
+        return fcntl.ioctl(fd, KVM_GET_API_VERSION) == 12, 'ok'
+    except OSError as e:
+        return False, 'KVM_GET_API_VERSION: ' + e.strerror
+    finally:
+        os.close(fd)
+
+
+def make_image(path, mib):
+    """Fully allocated raw image of MIB MiB (non-zero data, no holes)."""
+    if os.path.exists(path) and os.path.getsize(path) == mib << 20:
+        return
+    chunk = os.urandom(1 << 20)
+    with open(path + '.tmp', 'wb') as f:
+        for _ in range(mib):
+            f.write(chunk)
+    os.replace(path + '.tmp', path)
+
+
+def ensure_fio(quick):
+    if shutil.which('fio'):
+        return
+    if quick:
+        log('fio not installed: no host column (quick mode installs nothing)')
+        return
+    log('fio missing: apt-get install -y fio')
+    subprocess.run(['apt-get', 'install', '-y', '-q', 'fio'],
+                   stdout=subprocess.DEVNULL)
+    if not shutil.which('fio'):
+        log('could not install fio: no host column')
+
+
+def fmt(v):
+    if v is None:
+        return '-'
+    if v >= 100:
+        return '%.0f' % v
+    if v >= 10:
+        return '%.1f' % v
+    return '%.2f' % v
+
+
+def summary(vals, scale=1.0):
+    if not vals:
+        return 'n/a', None
+    v = [x * scale for x in vals]
+    med = statistics.median(v)
+    return '%s [%s-%s]' % (fmt(med), fmt(min(v)), fmt(max(v))), med
+
+
+def cpu_model():
+    try:
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or '?'
+
+
+def table(raw, machine):
+    info, s, host = raw['info'], raw['samples'], raw['host']
+    out = []
+    out.append('# keel vs QEMU benchmark (%s)' % machine['kvm_short'])
+    out.append('')
+    out.append('Machine: %s' % machine['text'])
+    out.append('')
+    out.append('Counted runs: %d per VMM (after %d warm-up pair), VMMs '
+               'alternating keel, QEMU, keel, QEMU. Values: median '
+               '[min-max]; ratio: median [min-max] of keel/QEMU per pair. '
+               'QEMU %s, microvm, virtio-mmio for both VMMs, QEMU disk '
+               'cache=none,aio=%s; keel --disk IMG,cache=direct. Exit rows: '
+               '%d exits per run; guest rdtsc cycles converted at this '
+               'kernel\'s TSC rate, %.0f MHz, for both VMMs. Block rows: %d MiB raw image, %d ms per '
+               'test, polled guest driver.' % (
+                   info['runs'], info['warmup'],
+                   info['qemu_version'].replace('QEMU emulator version ', ''),
+                   info['qemu_aio'], info['exits'], info['tsc_hz'] / 1e6,
+                   info['image_mib'],
+                   info['blk_ms']))
+    out.append('')
+    hdr = ('| metric (%s) | unit | keel | QEMU | host fio | keel/QEMU |'
+           % machine['kvm_short'])
+    out.append(hdr)
+    out.append('|---|---|---|---|---|---|')
+    for key, label, unit, higher in ROWS:
+        label = label.format(seq_qd=info['seq_qd'])
+        d = s.get(key, {})
+        k, q = d.get('keel', []), d.get('qemu', [])
+        if not k and not q:
+            continue
+        scale = 1e-3 if unit == 'us/exit' else 1.0
+        ks, _ = summary(k, scale)
+        qs, _ = summary(q, scale)
+        ratios = [a / b for a, b in zip(k, q) if b]
+        rs = summary(ratios)[0] if ratios else 'n/a'
+        fio = host.get(key)
+        fs = fmt(fio) if fio is not None else ('-' if key.startswith('blk')
+                                                else '')
+        better = '(higher is better)' if higher else '(lower is better)'
+        out.append('| %s %s | %s | %s | %s | %s | %s |' % (
+            label, better, unit, ks, qs, fs, rs))
+    out.append('| network (virtio-net) | - | n/a (keel has no virtio-net '
+               'yet) | n/a | n/a | n/a |')
+    out.append('')
+    out.append('All figures come from a %s; they show relative cost on this '
+               'setup, not bare-metal performance.' % machine['kvm_long'])
+    return '\n'.join(out) + '\n'
+
+
+def check_quick(raw):
+    missing = []
+    for key, *_ in ROWS:
+        if key.startswith('blk_s') and key not in raw['samples']:
+            missing.append(key)
+            continue
+        d = raw['samples'].get(key, {})
+        for vmm in ('keel', 'qemu'):
+            if not d.get(vmm) or any(v is None for v in d[vmm]):
+                missing.append('%s/%s' % (key, vmm))
+    return missing
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--build', default='build', help='meson build dir')
+    ap.add_argument('--quick', action='store_true',
+                    help='smoke run: 1 run each, tiny counts')
+    ap.add_argument('--runs', type=int, default=5)
+    ap.add_argument('--exits', type=int, default=10000)
+    ap.add_argument('--blk-ms', type=int, default=1000)
+    ap.add_argument('--image-mib', type=int, default=256)
+    ap.add_argument('--only', default='boot,mem,exit,blk,fio')
+    ap.add_argument('--timeout', type=int, default=900,
+                    help='run-in-l1 timeout, seconds')
+    a = ap.parse_args()
+    t0 = time.monotonic()
+    build = os.path.relpath(os.path.abspath(a.build), REPO)
+    for f in ['keel'] + ['guest/%s.elf' % g for g in
+                         ('bench_boot', 'bench_exit', 'bench_blk')]:
+        if not os.path.exists(os.path.join(REPO, build, f)):
+            log('missing %s/%s: build first (ninja -C %s)' % (build, f, build))
+            return 1
+    if a.quick:
+        a.runs, a.exits, a.blk_ms, a.image_mib = 1, 1000, 100, 16
+        # No host fio in the smoke run: it costs ~2 s per job.
+        a.only = ','.join(x for x in a.only.split(',') if x != 'fio')
+    work = os.path.join(HERE, 'work')
+    os.makedirs(work, exist_ok=True)
+    os.makedirs(os.path.join(HERE, 'results'), exist_ok=True)
+    ensure_fio(a.quick)
+    img = os.path.join(work, 'disk-%dM.img' % a.image_mib)
+    img2 = os.path.join(work, 'disk2-16M.img')
+    make_image(img, a.image_mib)
+    make_image(img2, 16)
+    raw_path = os.path.join(work, 'quick.json' if a.quick else 'raw.json')
+    if os.path.exists(raw_path):
+        os.unlink(raw_path)
+    rel = lambda p: os.path.relpath(p, REPO)	# noqa: E731
+    inner = ['python3', rel(os.path.join(HERE, 'inner.py')), '--build', build,
+             '--out', rel(raw_path), '--image', rel(img), '--image', rel(img2),
+             '--runs', str(a.runs), '--warmup', '0' if a.quick else '1',
+             '--exits', str(a.exits), '--blk-ms', str(a.blk_ms),
+             '--only', a.only]
+    ok, why = kvm_usable()
+    machine = {'cpu': cpu_model(), 'kernel': platform.release()}
+    if ok:
+        kind = 'kvm_pvm' if os.path.exists('/sys/module/kvm_pvm') else \
+            'hardware'
+        cmd = inner
+        machine['kvm_short'] = '/dev/kvm: %s' % kind
+        machine['kvm_long'] = 'host with /dev/kvm (%s)' % kind
+    elif os.environ.get('KEEL_BENCH_NO_NESTED'):
+        # The test suite's smoke run: make check-nested runs it in L1.
+        log('no usable /dev/kvm here (%s); the nested run covers this: skipped' % why)
+        return 77
+    else:
+        log('no usable /dev/kvm here (%s): running inside one L1 boot of '
+            'tests/nested/run-in-l1' % why)
+        cmd = [os.path.join(REPO, 'tests/nested/run-in-l1'), '--timeout',
+               str(a.timeout), '--'] + inner
+        machine['kvm_short'] = 'NESTED under QEMU TCG: L1 kvm_amd on ' \
+            'emulated SVM'
+        machine['kvm_long'] = ('nested setup: both VMMs run in an L1 Linux '
+                               'VM emulated by QEMU TCG (no hardware '
+                               'virtualization), whose kvm_amd runs on '
+                               'TCG-emulated SVM+NPT')
+    r = subprocess.run(cmd, cwd=REPO)
+    if r.returncode == 77:
+        log('no /dev/kvm, not even in L1: skipped')
+        return 77
+    if r.returncode != 0 or not os.path.exists(raw_path):
+        log('benchmark failed (status %d)' % r.returncode)
+        return 1
+    with open(raw_path) as f:
+        raw = json.load(f)
+    info = raw['info']
+    machine['text'] = ('host CPU %s, host kernel %s, host /dev/kvm: %s; '
+                       'VMMs ran on kernel %s, /dev/kvm there: %s%s. '
+                       'Wall time %.0f s (VMM runs %.0f s).' % (
+                           machine['cpu'], machine['kernel'],
+                           'usable' if ok else 'absent (%s)' % why,
+                           info['kernel'], info['kvm'],
+                           '' if ok else ' = L1 under QEMU TCG '
+                           '(-cpu max,+svm,+npt, 1 vCPU, 2 GiB)',
+                           time.monotonic() - t0, info['inner_s']))
+    md = table(raw, machine)
+    sys.stdout.write(md)
+    dest = os.path.join(work, 'quick.md') if a.quick else \
+        os.path.join(HERE, 'results', 'latest.md')
+    with open(dest, 'w') as f:
+        f.write(md)
+    log('wrote %s' % os.path.relpath(dest, REPO))
+    if a.quick:
+        missing = check_quick(raw)
+        if missing:
+            log('quick: no figures for %s' % ', '.join(missing))
+            return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
