@@ -197,7 +197,7 @@ typedef enum keel_net_protocol {
  * network.  Default subnet 10.0.2.0/24: gateway .2, DNS .3, guest .15.
  */
 KEEL_API keel_network_attachment *keel_nat_attachment_new(keel_error **err);
-/* An IPv4 subnet as "A.B.C.D/N" (N <= 30); checked by validation. */
+/* An IPv4 subnet as "A.B.C.D/N" (8 <= N <= 27); checked by validation. */
 KEEL_API void keel_nat_attachment_set_subnet(keel_network_attachment *att, const char *cidr);
 /*
  * Forwards `host_addr`:`host_port` (host_addr NULL: 127.0.0.1) to the

@@ -173,9 +173,10 @@ static int validate_subnet(const char *cidr, const char *what, keel_error **err)
 	errno = 0;
 	bits = strtol(slash + 1, &end, 10);
 	if (inet_pton(AF_INET, addr, &a) != 1 || errno || *end || end == slash + 1 || bits < 8 ||
-	    bits > 30)
+	    bits > 27)
 		return err_set(err, KEEL_ERR_INVALID,
-			       "%s: subnet '%s' is not A.B.C.D/N with 8 <= N <= 30", what, cidr);
+			       "%s: subnet '%s' is not A.B.C.D/N with 8 <= N <= 27 (the guest gets host .15)",
+			       what, cidr);
 	return 0;
 }
 

@@ -68,7 +68,7 @@ with tempfile.TemporaryDirectory() as d:
                "disk 0: image")
         expect(["run", "--kernel", kernel, "--disk", odd], 1, "not a multiple of 512")
         expect(["run", "--kernel", kernel, "--net", "nat,subnet=10.0.0.0/31"], 1,
-               "8 <= N <= 30")
+               "8 <= N <= 27")
         expect(["run", "--kernel", kernel, "--net",
                 "nat,hostfwd=tcp::8022-:22,hostfwd=tcp::8022-:23"], 1, "forwarded twice")
         expect(["run", "--kernel", kernel, "--net", "nat,mac=01:00:00:00:00:01"], 1,
