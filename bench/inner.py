@@ -76,6 +76,7 @@ class Bench:
         out = bytearray()
         first = None
         guest_rss = None
+        hwm = None
         deadline = time.monotonic() + timeout
         fd = p.stdout.fileno()
         while True:
@@ -95,6 +96,7 @@ class Bench:
             if hold and guest_rss is None and b'READY\n' in out.replace(
                     b'\r', b''):
                 guest_rss = guest_ram_rss(p.pid, mem)
+                hwm = vm_hwm(p.pid)
                 try:
                     p.stdin.write(b'\n')
                     p.stdin.flush()
@@ -108,7 +110,10 @@ class Bench:
         text = out.decode('utf-8', 'replace').replace('\r', '')
         res = {'rc': p.returncode, 'text': text, 'err': err,
                'first_ms': (first - t0) / 1e6 if first else None,
-               'exit_ms': (t1 - t0) / 1e6, 'maxrss_kib': ru.ru_maxrss,
+               'exit_ms': (t1 - t0) / 1e6,
+               # wait4's ru_maxrss includes the forked Python's RSS from
+               # before exec(): read the VMM's own high-water mark instead.
+               'maxrss_kib': hwm if hwm is not None else ru.ru_maxrss,
                'guest_rss_kib': guest_rss}
         ok = (p.returncode == RESET_STATUS[vmm] and
               'KEEL-TEST-END pass=' in text and 'fail=0' in text)
@@ -238,6 +243,18 @@ def host_tsc_hz():
         if line.startswith('cpu MHz'):
             return float(line.split(':')[1]) * 1e6
     raise RuntimeError('no TSC frequency')
+
+
+def vm_hwm(pid):
+    """VmHWM (KiB) of the running VMM: its peak RSS since exec()."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1])
+    except OSError as e:
+        log('status of %d: %s' % (pid, e))
+    return None
 
 
 def guest_ram_rss(pid, mem_mib):
