@@ -9,6 +9,7 @@
 #include <keel/keel.h>
 
 #define CFG_MAX_SERIAL 4
+#define CFG_MAX_NICS 16
 
 enum serial_kind {
 	SERIAL_STDIO,

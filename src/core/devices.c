@@ -303,6 +303,9 @@ int devices_validate(const struct vm_config *c, keel_error **err)
 		if (!con->att)
 			return err_set(err, KEEL_ERR_INVALID, "console %d has no attachment", i);
 	}
+	if (c->nics.nr > CFG_MAX_NICS)
+		return err_set(err, KEEL_ERR_TOO_LARGE, "%d network devices configured, at most %d",
+			       c->nics.nr, CFG_MAX_NICS);
 	for (int i = 0; i < c->nics.nr; i++) {
 		const keel_network_device *nic = c->nics.items[i];
 		char what[32];

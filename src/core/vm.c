@@ -361,6 +361,9 @@ static int vm_create_devices(struct keel_vm *vm, keel_error **err)
 	for (int i = 0; i < vm->cfg.consoles.nr; i++)
 		if (virtio_console_create(vm, vm->cfg.consoles.items[i], err) < 0)
 			return -1;
+	for (int i = 0; i < vm->cfg.nics.nr; i++)
+		if (virtio_net_create(vm, i, vm->cfg.nics.items[i], err) < 0)
+			return -1;
 	return 0;
 }
 

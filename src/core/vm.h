@@ -17,8 +17,11 @@
 struct bus;
 struct loop;
 struct vcpu;
+struct virtio_net;
 struct x86_platform_state;
 struct pci_host;
+
+#define VM_MAX_NICS CFG_MAX_NICS                  /* network devices per VM */
 
 /*
  * Every emulated device embeds one of these; the VM resets the devices on a
@@ -43,6 +46,8 @@ struct keel_vm {
 	unsigned int nr_virtio_mmio;    /* virtio-mmio devices attached (virtio/mmio.c) */
 	struct vdev *devs;              /* newest first */
 	struct vcpu *vcpus;             /* cfg.cpus entries */
+	struct virtio_net *nics[VM_MAX_NICS];   /* by index (virtio/net.c); NULL once destroyed */
+	int nr_nics;
 
 	struct x86_platform_state *power_on;  /* irqchip/PIT state for resets */
 

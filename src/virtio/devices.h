@@ -25,4 +25,8 @@ int virtio_console_create(struct keel_vm *vm, const struct keel_console_device *
 int virtio_blk_create(struct keel_vm *vm, const struct keel_storage_device *cfg,
 		      keel_error **err);
 
+/* virtio-net over cfg->att (virtio/net.c); `index` numbers the VM's NICs from 0. */
+int virtio_net_create(struct keel_vm *vm, int index, const struct keel_network_device *cfg,
+		      keel_error **err);
+
 #endif

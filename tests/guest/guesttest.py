@@ -12,6 +12,15 @@ virtio_mmio.device= words to the command line itself); keel gets --disk,
 patterned (sector s holds u64 words s << 32 | w) and checked afterwards
 against the guest's BLK-WRITTEN/BLK-ZEROED/BLK-DISCARDED lines.
 
+Networking (--net, guest virtio_net.elf, see NetSetup): nat (QEMU -netdev
+user / keel --net nat, DHCP; --hostfwd forwards a host UDP port to the
+guest's echo server; --net-peer udp|tcp|sink puts a peer on 127.0.0.1,
+reached from the guest as 10.0.2.2), tap / bridge (a fresh network
+namespace keelt-* with tap0 or br0 at 192.168.77.1/24, the peer and the VMM
+run inside it; the guest uses ip=192.168.77.2), unix (a Unix stream socket
+served by netpeer.py's Ethernet peer, QEMU -netdev stream framing), fd /
+fd-dgram (an inherited socketpair end). The namespace is always deleted.
+
 Crash tests: --kill-after REGEX SIGKILLs the VMM as soon as a serial line
 matches (e.g. BLK-FLUSHED, with blk_hold_after_flush=1 so the guest does
 nothing more); the run then passes if the VMM died of that SIGKILL, no
@@ -133,7 +142,7 @@ def check_disk(path, size, text, ro, no_write):
 
 
 def n_virtio(a):
-    return bool(a.blk_image) + bool(a.rng) + bool(a.console)
+    return bool(a.blk_image) + bool(a.rng) + bool(a.console) + bool(a.net)
 
 
 def build_cmdline(a):
@@ -161,6 +170,7 @@ def build_cmdline(a):
             words.append('blk_queues=%d' % a.blk_queues)
     if a.console_expect:
         words.append('console_expect=%s' % a.console_expect)
+    words += getattr(a, 'net_words', [])
     ecam = QEMU_ECAM if a.vmm == 'qemu' else KEEL_ECAM
     if a.ecam and a.transport == 'pci' and ecam is not None:
         words.append('ecam=%#x' % ecam)
@@ -198,6 +208,14 @@ def qemu_virtio(a, disk, sock):
         args += ['-chardev', 'socket,id=c0,path=%s,server=on,wait=off' % sock,
                  '-device', 'virtio-serial%s%s' % (sfx, leg),
                  '-device', 'virtconsole,chardev=c0']
+    if a.net:
+        args += ['-netdev', a.net_qemu]
+        dev = 'virtio-net%s,netdev=n0%s' % (sfx, leg)
+        if not mmio:
+            dev += ',romfile='	# no iPXE option ROM
+        if a.net_mac:
+            dev += ',mac=' + a.net_mac
+        args += ['-device', dev]
     if mmio:
         # microvm has no i8042: add one for the reset; modern virtio-mmio.
         return ['microvm,acpi=off'], ['-device', 'i8042', '-global',
@@ -224,7 +242,9 @@ def vmm_command(a, cmdline, initrd, disk=None, sock=None):
             cmd += ['--rng']
         if sock:
             cmd += ['--console', 'socket:' + sock]
-        return cmd + ['--serial', 'stdio']
+        if a.net:
+            cmd += ['--net', a.net_keel]
+        return getattr(a, 'net_prefix', []) + cmd + ['--serial', 'stdio']
     kvm, _ = kvm_usable()
     machine, extra = ['pc'], []
     if n_virtio(a) or a.ecam:
@@ -241,7 +261,7 @@ def vmm_command(a, cmdline, initrd, disk=None, sock=None):
             '-kernel', a.guest, '-append', cmdline]
     if initrd or a.module:
         cmd += ['-initrd', initrd or a.module]
-    return cmd + extra
+    return getattr(a, 'net_prefix', []) + cmd + extra
 
 
 class ConsoleHost(threading.Thread):
@@ -300,11 +320,13 @@ class ConsoleHost(threading.Thread):
         return True, 'console host side ok'
 
 
-def run_vm(cmd, stdin_data, timeout, ready_event=None, kill_re=None):
+def run_vm(cmd, stdin_data, timeout, ready_event=None, kill_re=None,
+           pass_fds=()):
     """Run the VMM; return (output text, exit code or None on time-out,
     whether it was killed because a line matched kill_re)."""
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            pass_fds=pass_fds)
     out = bytearray()
     fed = [stdin_data is None]
     killed = [False]
@@ -402,6 +424,251 @@ def judge_killed(text, rc, killed, kill_re):
     return True, 'VMM killed by SIGKILL after %r' % kill_re
 
 
+# ---- networking (--net) ----------------------------------------------------
+NET_SUBNET_HOST = '192.168.77.1'	# tap/bridge/unix/fd peer address
+NET_SUBNET_GUEST = '192.168.77.2'
+NAT_HOST = '10.0.2.2'			# the host's loopback as seen by a NAT guest
+NETPEER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       'netpeer.py')
+
+
+class NetSkip(Exception):
+    pass
+
+
+def free_port(kind=socket.SOCK_DGRAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class NetSetup:
+    """Back end, host peer and guest cmdline words for one --net run.
+
+    Sets a.net_words (guest cmdline), a.net_qemu (-netdev value),
+    a.net_keel (--net value), a.net_prefix (ip netns exec NS) and
+    self.pass_fds; start() launches the peers, after_ready() drives the
+    host side of --hostfwd, verdict() judges it, stop() cleans up."""
+
+    def __init__(self, a, tmp):
+        sys.path.insert(0, os.path.dirname(NETPEER))
+        import netpeer
+        self.np = netpeer
+        self.a, self.tmp = a, tmp
+        self.stop_ev = threading.Event()
+        self.threads, self.procs, self.socks = [], [], []
+        self.ns = None
+        self.pass_fds = ()
+        self.stats = {}
+        self.fwd_ok, self.fwd_why = None, ''
+        self.fwd_port = None
+
+    # helpers
+    def thread(self, fn, *args):
+        t = threading.Thread(target=fn, args=args, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def sh(self, *cmd):
+        r = subprocess.run(list(cmd), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if r.returncode:
+            raise RuntimeError('%s: %s' % (' '.join(cmd), r.stdout.strip()))
+        return r.stdout
+
+    def ns_peer(self, kind, addr):
+        """netpeer.py inside the namespace; waits for its READY line."""
+        p = subprocess.Popen(['ip', 'netns', 'exec', self.ns, sys.executable,
+                              NETPEER, kind, addr], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        self.procs.append(p)
+        line = p.stdout.readline()
+        if 'NETPEER READY' not in line:
+            raise RuntimeError('netpeer in %s: %r' % (self.ns, line))
+        print('[guesttest: %s' % line.strip() + ' in netns %s]' % self.ns)
+
+    def local_peer(self, kind, host='127.0.0.1'):
+        st = socket.SOCK_STREAM if kind == 'tcp' else socket.SOCK_DGRAM
+        s = socket.socket(socket.AF_INET, st)
+        if kind == 'tcp':
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, 0))
+        if kind == 'tcp':
+            s.listen(4)
+        self.socks.append(s)
+        fn = {'udp': self.np.serve_udp_echo, 'tcp': self.np.serve_tcp_echo,
+              'sink': self.np.serve_udp_sink}[kind]
+        self.thread(fn, s, self.stop_ev, self.stats)
+        return s.getsockname()[1]
+
+    def netns_check(self):
+        if os.geteuid() != 0:
+            raise NetSkip('--net %s needs root (network namespace)' %
+                          self.a.net)
+        if not os.path.exists('/dev/net/tun'):
+            raise NetSkip('/dev/net/tun missing')
+        if not shutil.which('ip'):
+            raise NetSkip('ip (iproute2) not found')
+        self.ns = 'keelt-%d-%s' % (os.getpid(), os.urandom(3).hex())
+        r = subprocess.run(['ip', 'netns', 'add', self.ns],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        if r.returncode:
+            self.ns = None
+            raise NetSkip('ip netns add failed: %s' % r.stdout.strip())
+
+    def start(self):
+        a = self.a
+        words = ['net_test=%s' % a.net_test]
+        peer_kind = a.net_peer
+        if a.net_test in ('udp_client', 'malformed') and a.net != 'nat':
+            peer_kind = peer_kind or 'udp'
+        if a.net == 'nat':
+            fwd = ''
+            if a.hostfwd:
+                self.fwd_port = free_port()
+                fwd = ',hostfwd=udp:127.0.0.1:%d-:7' % self.fwd_port
+                words += ['port=7', 'count=%d' % a.net_count]
+            a.net_qemu = 'user,id=n0' + fwd
+            a.net_keel = 'nat' + (',mac=' + a.net_mac if a.net_mac else '') + fwd
+            if peer_kind:
+                port = self.local_peer(peer_kind)
+                words.append('peer=%s:%d' % (NAT_HOST, port))
+            elif a.net_test == 'ping':
+                words.append('peer=%s' % NAT_HOST)
+        elif a.net in ('tap', 'bridge'):
+            self.netns_check()
+            ns = self.ns
+            self.sh('ip', '-n', ns, 'link', 'set', 'lo', 'up')
+            dev = 'tap0' if a.net == 'tap' else 'br0'
+            if a.net == 'bridge':
+                self.sh('ip', '-n', ns, 'link', 'add', 'br0', 'type', 'bridge')
+            if a.net == 'tap' or a.vmm == 'qemu':
+                self.sh('ip', '-n', ns, 'tuntap', 'add', 'dev', 'tap0',
+                        'mode', 'tap')
+                if a.net == 'bridge':
+                    self.sh('ip', '-n', ns, 'link', 'set', 'tap0', 'master',
+                            'br0')
+                self.sh('ip', '-n', ns, 'link', 'set', 'tap0', 'up')
+            self.sh('ip', '-n', ns, 'addr', 'add', NET_SUBNET_HOST + '/24',
+                    'dev', dev)
+            self.sh('ip', '-n', ns, 'link', 'set', dev, 'up')
+            a.net_qemu = 'tap,id=n0,ifname=tap0,script=no,downscript=no'
+            a.net_keel = 'tap=tap0' if a.net == 'tap' else 'bridge=br0'
+            a.net_prefix = ['ip', 'netns', 'exec', ns]
+            words += ['ip=' + NET_SUBNET_GUEST, 'gw=' + NET_SUBNET_HOST]
+            if peer_kind:
+                port = 7777
+                self.ns_peer({'udp': 'udp-echo', 'tcp': 'tcp-echo',
+                              'sink': 'udp-sink'}[peer_kind],
+                             '%s:%d' % (NET_SUBNET_HOST, port))
+                words.append('peer=%s:%d' % (NET_SUBNET_HOST, port))
+            elif a.net_test == 'ping':
+                words.append('peer=' + NET_SUBNET_HOST)
+        else:	# unix, fd, fd-dgram: netpeer's Ethernet peer
+            peer = self.np.EthPeer(NET_SUBNET_HOST)
+            self.eth = peer
+            if a.net == 'unix':
+                path = os.path.join(self.tmp, 'net.sock')
+                ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                ls.bind(path)
+                ls.listen(1)
+                self.socks.append(ls)
+                self.thread(self.np.serve_eth_unix_listener, ls, self.stop_ev,
+                            peer)
+                a.net_qemu = ('stream,id=n0,server=off,addr.type=unix,'
+                              'addr.path=%s' % path)
+                a.net_keel = 'unix=' + path
+            else:
+                dgram = a.net == 'fd-dgram'
+                ours, theirs = socket.socketpair(
+                    socket.AF_UNIX,
+                    socket.SOCK_DGRAM if dgram else socket.SOCK_STREAM)
+                self.socks += [ours, theirs]
+                fd = theirs.fileno()
+                os.set_inheritable(fd, True)
+                self.pass_fds = (fd,)
+                self.thread(self.np.serve_eth_dgram if dgram else
+                            self.np.serve_eth_stream, ours, self.stop_ev, peer)
+                a.net_qemu = ('dgram,id=n0,local.type=fd,local.str=%d' % fd
+                              if dgram else 'socket,id=n0,fd=%d' % fd)
+                a.net_keel = 'fd=%d,%s' % (fd, 'dgram' if dgram else 'stream')
+            words += ['ip=' + NET_SUBNET_GUEST, 'gw=' + NET_SUBNET_HOST]
+            if a.net_test == 'ping':
+                words.append('peer=' + NET_SUBNET_HOST)
+            else:
+                words.append('peer=%s:7' % NET_SUBNET_HOST)
+        a.net_words = words
+
+    def after_ready(self, ready):
+        """--hostfwd: once the guest printed READY, send --net-count
+        datagrams to 127.0.0.1:PORT and expect each echoed."""
+        if not self.fwd_port:
+            return
+
+        def client():
+            if not ready.wait(self.a.timeout):
+                self.fwd_ok, self.fwd_why = False, 'guest never printed READY'
+                return
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            try:
+                for i in range(self.a.net_count):
+                    msg = b'keel-hostfwd-%d' % i
+                    for _ in range(5):
+                        s.sendto(msg, ('127.0.0.1', self.fwd_port))
+                        try:
+                            data, _ = s.recvfrom(2048)
+                        except socket.timeout:
+                            continue
+                        if data == msg:
+                            break
+                    else:
+                        self.fwd_ok = False
+                        self.fwd_why = 'hostfwd: no echo for %r' % msg
+                        return
+                self.fwd_ok = True
+                self.fwd_why = 'hostfwd: %d datagrams echoed via ' \
+                    '127.0.0.1:%d' % (self.a.net_count, self.fwd_port)
+            finally:
+                s.close()
+        self.thread(client)
+
+    def verdict(self):
+        if self.fwd_port:
+            for t in self.threads:
+                t.join(5)
+            if self.fwd_ok is None:
+                return False, 'hostfwd client did not finish'
+            return self.fwd_ok, self.fwd_why
+        return True, None
+
+    def stop(self):
+        self.stop_ev.set()
+        for p in self.procs:
+            try:
+                p.terminate()
+                out, _ = p.communicate(timeout=5)
+                if out.strip():
+                    print('[guesttest: netpeer: %s]' % out.strip())
+            except (OSError, subprocess.TimeoutExpired):
+                p.kill()
+        for t in self.threads:
+            t.join(2)
+        for s in self.socks:
+            s.close()
+        if getattr(self, 'eth', None):
+            print('[guesttest: ethernet peer: %s]' % self.eth.stats)
+        if self.stats:
+            print('[guesttest: host peer: %s]' % self.stats)
+        if self.ns:
+            subprocess.run(['ip', 'netns', 'del', self.ns],
+                           stderr=subprocess.DEVNULL)
+            self.ns = None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--vmm', choices=['qemu', 'keel'], required=True)
@@ -443,6 +710,20 @@ def main():
                     help='virtio transport (qemu: q35 or microvm)')
     ap.add_argument('--ecam', action='store_true',
                     help='pass ecam=ADDR (q35: %#x) and use q35' % QEMU_ECAM)
+    ap.add_argument('--net', choices=['nat', 'tap', 'bridge', 'unix', 'fd',
+                                      'fd-dgram'],
+                    help='virtio-net device and back end (see NetSetup)')
+    ap.add_argument('--net-test', default='dhcp',
+                    help='guest net_test= mode (dhcp, udp_echo_server, '
+                    'udp_client, tcp_client, ping, malformed, link, perf)')
+    ap.add_argument('--net-peer', choices=['udp', 'tcp', 'sink'],
+                    help='host peer: UDP echo, TCP line echo or UDP sink '
+                    '(nat: on 127.0.0.1; tap/bridge: in the namespace)')
+    ap.add_argument('--hostfwd', action='store_true',
+                    help='nat: forward a free host UDP port to the guest\'s '
+                    'echo server on port 7 and check --net-count echoes')
+    ap.add_argument('--net-count', type=int, default=3)
+    ap.add_argument('--net-mac', help='MAC address (qemu device, keel nat)')
     ap.add_argument('--timeout', type=float, default=120)
     ap.add_argument('--expect-pass', type=int, default=1)
     a = ap.parse_args()
@@ -477,24 +758,42 @@ def main():
         if not stdin_data.endswith('\n'):
             stdin_data += '\n'
 
+    if a.hostfwd and a.net != 'nat':
+        print('FAIL %s: --hostfwd is for --net nat' % name)
+        return 1
+    if a.hostfwd:
+        a.net_test = 'udp_echo_server'
+
     initrd = make_initrd(a.initrd_size) if a.initrd_size else None
     tmp = tempfile.mkdtemp(prefix='keel-guest-') if n_virtio(a) else None
     disk = os.path.join(tmp, 'disk.img') if a.blk_image else None
     sock = os.path.join(tmp, 'console.sock') if a.console else None
     con = None
+    net = None
+    start = time.time()
     try:
         if disk:
             make_disk(disk, a.blk_image)
+        if a.net:
+            net = NetSetup(a, tmp)
+            try:
+                net.start()
+            except NetSkip as e:
+                print('SKIP %s under %s: %s' % (name, a.vmm, e))
+                return SKIP
         cmd = vmm_command(a, build_cmdline(a), initrd, disk, sock)
         print('+ ' + ' '.join(cmd))
         sys.stdout.flush()
-        ready = threading.Event() if sock else None
+        ready = threading.Event() if sock or a.hostfwd else None
         if sock:
             con = ConsoleHost(sock, a.console_expect, ready, a.timeout)
             con.start()
+        if net:
+            net.after_ready(ready)
         start = time.time()
         text, rc, killed = run_vm(cmd, stdin_data, a.timeout, ready,
-                                  a.kill_after)
+                                  a.kill_after,
+                                  net.pass_fds if net else ())
         if a.kill_after:
             ok, why = judge_killed(text, rc, killed, a.kill_after)
         else:
@@ -509,9 +808,15 @@ def main():
             if ok and a.console_expect:
                 ok, w = con.verdict()
                 extra.append(w)
+        if net and ok:
+            ok, w = net.verdict()
+            if w:
+                extra.append(w)
         if extra:
             why = '; '.join([why] + extra)
     finally:
+        if net:
+            net.stop()
         if initrd:
             os.unlink(initrd)
         if tmp:

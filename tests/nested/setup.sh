@@ -7,6 +7,7 @@
 #     with `apt-get download` and unpacked into the cache (it is NOT installed
 #     on the host: no /boot changes, no initramfs/grub hooks)
 #   * a small initramfs: static busybox + kvm/kvm_amd/9p/virtio modules + init
+#     (+ tun/bridge/veth for the networking tests)
 #
 # Cache dir: $1, else $KEEL_NESTED_CACHE, else <repo>/build/nested-cache.
 # Env: KEEL_NESTED_KPKG=linux-image-6.1.0-NN-amd64 pins a kernel package.
@@ -122,10 +123,13 @@ add_mods() { # group modname...
 }
 : >"$work/lib/modules/base.order"
 : >"$work/lib/modules/kvm.order"
+: >"$work/lib/modules/net.order"
 add_mods base virtio_pci 9pnet_virtio 9p
 add_mods kvm kvm_amd
+# Networking tests (virtio-net back ends): TAP devices, bridges, veth pairs.
+add_mods net tun bridge veth
 
 (cd "$work" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$initrd.tmp"
 mv "$initrd.tmp" "$initrd"
 echo "$stamp" >"$cache/initramfs.stamp"
-log "ready: $cache (kernel $kver; modules: $(tr '\n' ' ' <"$work/lib/modules/base.order")$(tr '\n' ' ' <"$work/lib/modules/kvm.order"))"
+log "ready: $cache (kernel $kver; modules: $(tr '\n' ' ' <"$work/lib/modules/base.order")$(tr '\n' ' ' <"$work/lib/modules/kvm.order")$(tr '\n' ' ' <"$work/lib/modules/net.order"))"

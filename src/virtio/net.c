@@ -1,0 +1,1193 @@
+// SPDX-License-Identifier: MIT
+/*
+ * virtio-net (virtio 1.x, 5.1): one receive queue (0) and one transmit
+ * queue (1) over a network back end (net/backend.h: NAT, TAP, sockets).
+ *
+ * Features: VERSION_1, EVENT_IDX, INDIRECT_DESC, MAC, STATUS, MRG_RXBUF;
+ * with a back end that carries virtio-net headers (TAP with IFF_VNET_HDR)
+ * also CSUM, GUEST_CSUM, HOST_TSO4/6 and GUEST_TSO4/6: the header and the
+ * offloaded frame pass through unchanged, and the TAP's offloads follow
+ * what the driver accepted.  Other back ends get no offloads.  The offer is
+ * made once, from the attachment the device is created with; when a later
+ * attachment change goes from TAP to another kind the driver keeps its
+ * offloads: frames that need a checksum get it in software, segmentation
+ * offload frames (GSO) are dropped and counted.
+ *
+ * Threading: each device has one I/O thread from creation to destruction.
+ * It waits (epoll) on the TX and RX kick eventfds, the back end's poll_fd()
+ * (with its timeout_ms()), and a control eventfd, and is the only thread
+ * that touches the back end and, while the device is started, the queues.
+ * Everything else reaches it through the control channel: a list of
+ * requests under ctl_lock, each answered through ctl_cond:
+ *   - ops->start / ops->stop (vCPU thread, vdev->lock held): the thread
+ *     starts / stops processing the queues; after stop returns the thread
+ *     no longer touches guest memory.  The thread never takes vdev->lock.
+ *   - attachment changes: the new back end is created on the caller's
+ *     thread (errors returned, the old attachment kept), the thread swaps
+ *     and destroys the old one, then takes the link down for
+ *     VIRTIO_NET_RELINK_MS and up again (a config interrupt each time) so
+ *     that the guest renews its DHCP lease;
+ *   - link up/down, port forwards (NAT only), statistics.
+ * Interrupts are raised with virtio_dev_notify() (lock-free) and
+ * transport->notify_config; a broken ring is handed to the VM's event
+ * loop, which calls virtio_dev_fail() (as virtio-blk does: that function
+ * stops the device, which waits for this thread).
+ *
+ * While the device is not started (no driver, reset), or the link is down,
+ * received frames are read and dropped so the back end does not back up;
+ * transmit frames are dropped while the link is down.
+ *
+ * TX: every chain is [12-byte header][Ethernet frame] in readable buffers;
+ * it is sent from the guest's buffers (no copy) and returned with length 0.
+ * A chain shorter than the header, a frame shorter than an Ethernet header
+ * (14 bytes) or longer than NET_MAX_FRAME, or a header asking for an
+ * offload that was not offered is dropped and counted (`dropped`), with a
+ * warning at most once a second per device.
+ *
+ * RX: the back end calls net_rx() with a frame; it is copied into the
+ * receive buffers: with MRG_RXBUF into as many chains as it needs
+ * (num_buffers in the header of the first), all published in one used
+ * index update; without it into one chain (a frame that does not fit is
+ * dropped and counted).  No buffer: the chains taken are given back (the
+ * avail index is rewound), net_rx() returns false, the back end keeps or
+ * drops the frame, and the thread stops polling the back end until the
+ * guest kicks the receive queue.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/loop.h"
+#include "core/util.h"
+#include "core/vm.h"
+#include "net/backend.h"
+#include "net/tap.h"
+#include "virtio/devices.h"
+#include "virtio/net.h"
+#include "virtio/virtio.h"
+
+#define RXQ 0
+#define TXQ 1
+#define TX_BATCH 256            /* chains per turn before looking at the rest */
+
+/* epoll tags */
+#define EV_CTL 1
+#define EV_TX  2
+#define EV_RX  3
+#define EV_BE  4
+
+struct net_hdr {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t num_buffers;
+} __attribute__((packed));
+
+enum ctl_op {
+	CTL_START,
+	CTL_STOP,
+	CTL_SWAP,
+	CTL_LINK,
+	CTL_ADD_FWD,
+	CTL_DEL_FWD,
+	CTL_STATS,
+	CTL_EXIT,
+};
+
+struct ctl_req {
+	enum ctl_op op;
+	struct net_backend *be;         /* CTL_SWAP */
+	bool up;                        /* CTL_LINK */
+	const struct net_forward *fwd;  /* CTL_*_FWD */
+	int rc;
+	keel_error *err;
+	uint64_t stats[3];
+	bool done;
+	struct ctl_req *next;
+};
+
+struct virtio_net {
+	struct virtio_dev vdev;
+	struct keel_vm *vm;
+	int index;
+	char name[32];
+	uint8_t mac[6];
+	bool offloads;                  /* CSUM/TSO offered */
+	uint16_t status;                /* config status (atomic): LINK_UP */
+
+	/* Owned by the I/O thread (or the caller when !threaded). */
+	struct net_backend *be;
+	bool active;                    /* started: queues in use */
+	bool failed;                    /* a ring broke: queues left alone */
+	bool user_link;                 /* link as the application wants it */
+	bool relinking;                 /* down for a while after an attachment change */
+	struct timespec relink_at;
+	bool rx_blocked;                /* no receive buffer: wait for a kick */
+	bool rx_retry;                  /* buffers arrived while blocking: try again */
+	bool rx_pushed;
+	bool tx_pending;
+	bool exit;
+	int watched_fd;                 /* back-end fd in epoll, -1: none */
+	uint64_t tx_frames, rx_frames, dropped, be_dropped;
+	uint64_t last_warn_ns;
+	unsigned int warn_suppressed;
+	struct virtq_chain *chain;      /* scratch for virtq_pop() */
+	uint8_t *scratch;               /* software checksum (TAP -> other) */
+	uint16_t rx_heads[VIRTIO_NET_QUEUE_SIZE];
+	uint32_t rx_lens[VIRTIO_NET_QUEUE_SIZE];
+
+	/* The thread and its control channel. */
+	bool threaded;
+	pthread_t thread;
+	bool thread_running;
+	int epfd;
+	int ctl_fd;
+	pthread_mutex_t ctl_lock;
+	pthread_cond_t ctl_cond;
+	struct ctl_req *ctl_head, **ctl_tail;
+
+	/* A broken ring, reported from the VM's event loop (as virtio-blk). */
+	int fail_fd;
+	bool fail_watched;
+	pthread_mutex_t fail_lock;
+	keel_error *fail_err;
+};
+
+static inline struct virtio_net *to_net(struct virtio_dev *vdev)
+{
+	return container_of(vdev, struct virtio_net, vdev);
+}
+
+struct virtio_dev *virtio_net_vdev(struct virtio_net *n)
+{
+	return &n->vdev;
+}
+
+void virtio_net_get_mac(const struct virtio_net *n, uint8_t mac[6])
+{
+	memcpy(mac, n->mac, 6);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* A warning about the guest's frames: at most one a second per device. */
+static void __attribute__((format(printf, 2, 3))) net_warn(struct virtio_net *n,
+							   const char *fmt, ...)
+{
+	uint64_t now = now_ns();
+	char msg[512];
+	va_list ap;
+
+	if (n->last_warn_ns && now - n->last_warn_ns < 1000000000ULL) {
+		n->warn_suppressed++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n->warn_suppressed)
+		vm_log(n->vm, KEEL_LOG_WARNING, "%s: %s (%u similar message(s) suppressed)", n->name,
+		       msg, n->warn_suppressed);
+	else
+		vm_log(n->vm, KEEL_LOG_WARNING, "%s: %s", n->name, msg);
+	n->last_warn_ns = now;
+	n->warn_suppressed = 0;
+}
+
+/* ------------------------------------------------------------------ MAC */
+
+void virtio_net_default_mac(const struct keel_vm *vm, int index, uint8_t mac[6])
+{
+	uint64_t h = 0xcbf29ce484222325ULL;     /* FNV-1a 64 */
+	const uint8_t *p;
+	size_t len;
+	uint32_t idx = htole32((uint32_t)index);
+
+	if (vm->cfg.has_machine_id) {
+		p = vm->cfg.machine_id;
+		len = sizeof(vm->cfg.machine_id);
+	} else {
+		const char *k = vm->cfg.boot && vm->cfg.boot->kernel ? vm->cfg.boot->kernel : "";
+
+		p = (const uint8_t *)k;
+		len = strlen(k);
+	}
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	for (size_t i = 0; i < sizeof(idx); i++) {
+		h ^= ((const uint8_t *)&idx)[i];
+		h *= 0x100000001b3ULL;
+	}
+	mac[0] = 0x02;                          /* locally administered, unicast */
+	for (int i = 1; i < 6; i++)
+		mac[i] = (uint8_t)(h >> (8 * (i - 1)));
+}
+
+/* ------------------------------------------------------------ config space */
+
+static bool link_up(const struct virtio_net *n)
+{
+	return n->user_link && !n->relinking;
+}
+
+static void update_status(struct virtio_net *n, bool notify)
+{
+	uint16_t st = link_up(n) ? VIRTIO_NET_S_LINK_UP : 0;
+	uint16_t old = __atomic_exchange_n(&n->status, st, __ATOMIC_SEQ_CST);
+
+	if (old == st || !notify || !n->active)
+		return;
+	__atomic_fetch_add(&n->vdev.config_generation, 1, __ATOMIC_SEQ_CST);
+	if (n->vdev.transport)
+		n->vdev.transport->notify_config(&n->vdev);
+}
+
+static void net_config_read(struct virtio_dev *vdev, uint32_t offset, void *data,
+			    unsigned int len)
+{
+	struct virtio_net *n = to_net(vdev);
+	uint8_t c[VIRTIO_NET_CONFIG_SIZE];
+	uint16_t v;
+
+	memcpy(c, n->mac, 6);
+	v = htole16(__atomic_load_n(&n->status, __ATOMIC_SEQ_CST));
+	memcpy(c + 6, &v, 2);
+	v = htole16(1);                         /* max_virtqueue_pairs */
+	memcpy(c + 8, &v, 2);
+	v = htole16(1500);                      /* mtu (VIRTIO_NET_F_MTU not offered) */
+	memcpy(c + 10, &v, 2);
+	memset(data, 0, len);
+	if (offset < sizeof(c))
+		memcpy(data, c + offset, len < sizeof(c) - offset ? len : sizeof(c) - offset);
+}
+
+static void net_config_write(struct virtio_dev *vdev, uint32_t offset, const void *data,
+			     unsigned int len)
+{
+	/* The MAC is read-only in virtio 1.x (no CTRL_MAC_ADDR). */
+	vm_log(vdev->vm, KEEL_LOG_DEBUG, "%s: ignored write of %u byte(s) at config offset %u",
+	       vdev->name, len, offset);
+}
+
+/* ------------------------------------------------------------- failures */
+
+static void net_fail(struct virtio_net *n, keel_error *err)
+{
+	uint64_t one = 1;
+
+	n->failed = true;
+	if (!n->threaded) {
+		virtio_dev_fail(&n->vdev, err);
+		return;
+	}
+	pthread_mutex_lock(&n->fail_lock);
+	if (!n->fail_err) {
+		n->fail_err = err;
+		err = NULL;
+	}
+	pthread_mutex_unlock(&n->fail_lock);
+	keel_error_free(err);
+	if (!n->fail_watched) {
+		vm_log(n->vm, KEEL_LOG_ERROR, "%s: %s; the device stops processing its queues",
+		       n->name, keel_error_get_message(n->fail_err));
+		return;
+	}
+	while (write(n->fail_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+static void net_fail_cb(void *opaque, uint32_t events)
+{
+	struct virtio_net *n = opaque;
+	keel_error *err;
+	uint64_t v;
+
+	while (read(n->fail_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&n->fail_lock);
+	err = n->fail_err;
+	n->fail_err = NULL;
+	pthread_mutex_unlock(&n->fail_lock);
+	if (err)
+		virtio_dev_fail(&n->vdev, err);
+}
+
+/* ------------------------------------------------------------ iov helpers */
+
+/* Copies `len` bytes from src (at src_off) to dst (at dst_off); returns bytes copied. */
+static size_t iov_to_iov(const struct iovec *dst, unsigned int dn, size_t dst_off,
+			 const struct iovec *src, unsigned int sn, size_t src_off, size_t len)
+{
+	unsigned int di = 0, si = 0;
+	size_t done = 0;
+
+	while (di < dn && dst_off >= dst[di].iov_len)
+		dst_off -= dst[di++].iov_len;
+	while (si < sn && src_off >= src[si].iov_len)
+		src_off -= src[si++].iov_len;
+	while (done < len && di < dn && si < sn) {
+		size_t a = dst[di].iov_len - dst_off, b = src[si].iov_len - src_off;
+		size_t c = a < b ? a : b;
+
+		if (c > len - done)
+			c = len - done;
+		memcpy((uint8_t *)dst[di].iov_base + dst_off, (const uint8_t *)src[si].iov_base + src_off,
+		       c);
+		done += c;
+		dst_off += c;
+		src_off += c;
+		if (dst_off == dst[di].iov_len) {
+			di++;
+			dst_off = 0;
+		}
+		if (si < sn && src_off == src[si].iov_len) {
+			si++;
+			src_off = 0;
+		}
+	}
+	return done;
+}
+
+static size_t iov_total(const struct iovec *iov, int cnt)
+{
+	size_t t = 0;
+
+	for (int i = 0; i < cnt; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
+/* ------------------------------------------------------------------- TX */
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* NEEDS_CSUM for a back end without headers: the frame is copied and completed. */
+static int tx_soft_csum(struct virtio_net *n, const struct virtq_chain *c, const struct net_hdr *h,
+			size_t frame_len, struct iovec *out)
+{
+	uint16_t start = le16toh(h->csum_start), off = le16toh(h->csum_offset);
+	uint32_t sum = 0;
+	uint16_t v;
+
+	if ((size_t)start + off + 2 > frame_len)
+		return -1;
+	virtq_chain_read(c, VIRTIO_NET_HDR_SIZE, n->scratch, frame_len);
+	for (size_t i = start; i + 1 < frame_len; i += 2)
+		sum += (uint32_t)(n->scratch[i] << 8 | n->scratch[i + 1]);
+	if ((frame_len - start) & 1)
+		sum += (uint32_t)n->scratch[frame_len - 1] << 8;
+	v = csum_fold(sum);
+	n->scratch[start + off] = (uint8_t)(v >> 8);
+	n->scratch[start + off + 1] = (uint8_t)v;
+	out->iov_base = n->scratch;
+	out->iov_len = frame_len;
+	return 0;
+}
+
+static void tx_one(struct virtio_net *n, const struct virtq_chain *c)
+{
+	struct iovec iov[VIRTQ_MAX_CHAIN];
+	struct net_hdr h;
+	uint64_t frame_len;
+	size_t skip = VIRTIO_NET_HDR_SIZE;
+	int cnt = 0;
+
+	if (c->out_len < VIRTIO_NET_HDR_SIZE) {
+		n->dropped++;
+		net_warn(n, "transmit chain of %llu bytes is shorter than the %d-byte header: dropped",
+			 (unsigned long long)c->out_len, VIRTIO_NET_HDR_SIZE);
+		return;
+	}
+	frame_len = c->out_len - VIRTIO_NET_HDR_SIZE;
+	if (frame_len < 14 || frame_len > NET_MAX_FRAME) {
+		n->dropped++;
+		net_warn(n, "transmit frame of %llu bytes (valid: 14 to %d): dropped",
+			 (unsigned long long)frame_len, NET_MAX_FRAME);
+		return;
+	}
+	virtq_chain_read(c, 0, &h, sizeof(h));
+	if (!link_up(n))
+		return;                 /* no link: lost, as on a cable */
+	if (n->be->vnet_hdr) {
+		if (!n->offloads && (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM ||
+				     h.gso_type != VIRTIO_NET_HDR_GSO_NONE))
+			goto bad_offload;
+		if (n->be->ops->send(n->be, c->iov, (int)c->nr_out) == 0)
+			n->tx_frames++;
+		return;
+	}
+	if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+		if (!n->offloads)
+			goto bad_offload;
+		n->dropped++;
+		net_warn(n, "segmentation offload frame (gso_type %u) on an attachment without offloads: dropped",
+			 h.gso_type);
+		return;
+	}
+	if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		if (!n->offloads)
+			goto bad_offload;
+		if (tx_soft_csum(n, c, &h, (size_t)frame_len, iov) < 0) {
+			n->dropped++;
+			net_warn(n, "checksum at %u+%u outside the %llu-byte frame: dropped",
+				 le16toh(h.csum_start), le16toh(h.csum_offset),
+				 (unsigned long long)frame_len);
+			return;
+		}
+		if (n->be->ops->send(n->be, iov, 1) == 0)
+			n->tx_frames++;
+		return;
+	}
+	for (unsigned int i = 0; i < c->nr_out; i++) {
+		size_t l = c->iov[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		iov[cnt].iov_base = (uint8_t *)c->iov[i].iov_base + skip;
+		iov[cnt].iov_len = l - skip;
+		skip = 0;
+		cnt++;
+	}
+	if (n->be->ops->send(n->be, iov, cnt) == 0)
+		n->tx_frames++;
+	return;
+bad_offload:
+	n->dropped++;
+	net_warn(n, "transmit header asks for an offload that was not offered (flags 0x%x, gso_type %u): dropped",
+		 h.flags, h.gso_type);
+}
+
+static void process_tx(struct virtio_net *n)
+{
+	struct virtq *vq = &n->vdev.vqs[TXQ];
+	unsigned int done = 0;
+	bool pushed = false;
+
+	n->tx_pending = false;
+	if (!n->active || n->failed || !vq->enabled || vq->broken)
+		return;
+	for (;;) {
+		virtq_disable_kicks(vq);
+		for (;;) {
+			keel_error *err = NULL;
+			int rc;
+
+			if (done == TX_BATCH) {
+				n->tx_pending = true;   /* the rest on the next turn */
+				goto out;
+			}
+			rc = virtq_pop(vq, n->chain, &err);
+			if (rc < 0) {
+				err_prefix(&err, "transmit queue");
+				net_fail(n, err);
+				goto out;
+			}
+			if (!rc)
+				break;
+			tx_one(n, n->chain);
+			virtq_push(vq, n->chain->head, 0);
+			pushed = true;
+			done++;
+		}
+		if (!virtq_enable_kicks(vq))
+			break;
+	}
+out:
+	if (pushed)
+		virtio_dev_notify(&n->vdev, TXQ);
+}
+
+/* ------------------------------------------------------------------- RX */
+
+/* Publishes the `nr` chains in rx_heads/rx_lens with one used index update. */
+static void rx_publish(struct virtio_net *n, struct virtq *vq, unsigned int nr)
+{
+	for (unsigned int i = 0; i < nr; i++) {
+		volatile uint32_t *elem = (volatile uint32_t *)((volatile uint8_t *)vq->used + 4 +
+				8 * (size_t)((uint16_t)(vq->used_idx + i) & (vq->cfg.size - 1)));
+
+		elem[0] = htole32(n->rx_heads[i]);
+		elem[1] = htole32(n->rx_lens[i]);
+	}
+	vq->used_idx = (uint16_t)(vq->used_idx + nr);
+	__atomic_store_n(&vq->used[1], htole16(vq->used_idx), __ATOMIC_RELEASE);
+}
+
+/*
+ * No (or not enough) receive buffers: kicks on, with avail_event at the
+ * avail index seen (`seen`), past chains given back, so that the next
+ * buffer the driver adds kicks us.  Returns true when buffers arrived
+ * meanwhile.
+ */
+static bool rx_wait(struct virtio_net *n, struct virtq *vq, uint16_t seen)
+{
+	volatile uint16_t *avail_idx = &vq->avail[1];
+
+	virtq_enable_kicks(vq);
+	if (vq->event_idx) {
+		vq->used[(4 + 8 * (size_t)vq->cfg.size) / 2] = htole16(seen);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
+	return le16toh(__atomic_load_n(avail_idx, __ATOMIC_ACQUIRE)) != seen;
+}
+
+static bool net_rx(void *opaque, const struct iovec *iov, int iovcnt)
+{
+	struct virtio_net *n = opaque;
+	struct virtq *vq = &n->vdev.vqs[RXQ];
+	bool mrg = virtio_has_feature(&n->vdev, VIRTIO_NET_F_MRG_RXBUF);
+	struct iovec hdr_iov[VIRTIO_NET_HDR_SIZE];
+	unsigned int hdr_niov = 0, nbuf = 0;
+	struct net_hdr h = { 0 };
+	size_t total = iov_total(iov, iovcnt), src_off = 0, payload, copied = 0;
+	uint16_t start = vq->last_avail;
+	uint16_t nb;
+
+	if (!n->active || n->failed || !link_up(n) || !vq->enabled || vq->broken)
+		return true;            /* nobody to give it to: dropped */
+	if (n->be->vnet_hdr) {
+		if (total < VIRTIO_NET_HDR_SIZE) {
+			n->dropped++;
+			return true;
+		}
+		iov_to_iov(&(struct iovec){ &h, sizeof(h) }, 1, 0, iov, (unsigned int)iovcnt, 0,
+			   sizeof(h));
+		src_off = VIRTIO_NET_HDR_SIZE;
+		if (!n->offloads || !virtio_has_feature(&n->vdev, VIRTIO_NET_F_GUEST_CSUM)) {
+			h.flags = 0;
+			h.gso_type = VIRTIO_NET_HDR_GSO_NONE;
+		}
+	}
+	payload = total - src_off;
+	if (payload > NET_MAX_FRAME) {
+		n->dropped++;
+		return true;
+	}
+	while (copied < payload || !nbuf) {
+		const struct virtq_chain *c = n->chain;
+		keel_error *err = NULL;
+		const struct iovec *w;
+		size_t room, hdr_room = 0, chunk;
+		int rc = virtq_pop(vq, n->chain, &err);
+
+		if (rc < 0) {
+			err_prefix(&err, "receive queue");
+			net_fail(n, err);
+			return true;
+		}
+		if (!rc) {
+			uint16_t seen = vq->last_avail;
+
+			if (nbuf && nbuf == vq->cfg.size)
+				goto too_small;
+			vq->last_avail = start;         /* given back */
+			n->rx_blocked = true;
+			if (rx_wait(n, vq, seen))
+				n->rx_retry = true;
+			return false;
+		}
+		w = c->iov + c->nr_out;
+		room = c->in_len;
+		if (!nbuf) {
+			if (room < VIRTIO_NET_HDR_SIZE) {
+				/* Unusable: returned empty so the driver recycles it. */
+				virtq_push(vq, c->head, 0);
+				n->rx_pushed = true;
+				n->dropped++;
+				net_warn(n, "receive buffer of %llu bytes is smaller than the %d-byte header",
+					 (unsigned long long)room, VIRTIO_NET_HDR_SIZE);
+				return true;
+			}
+			/* Where the header goes, to set num_buffers last. */
+			for (unsigned int i = 0; i < c->nr_in && hdr_room < VIRTIO_NET_HDR_SIZE; i++) {
+				size_t l = w[i].iov_len;
+
+				if (l > VIRTIO_NET_HDR_SIZE - hdr_room)
+					l = VIRTIO_NET_HDR_SIZE - hdr_room;
+				if (!l)
+					continue;
+				hdr_iov[hdr_niov].iov_base = w[i].iov_base;
+				hdr_iov[hdr_niov++].iov_len = l;
+				hdr_room += l;
+			}
+			room -= VIRTIO_NET_HDR_SIZE;
+		}
+		chunk = payload - copied < room ? payload - copied : room;
+		iov_to_iov(w, c->nr_in, hdr_room, iov, (unsigned int)iovcnt, src_off + copied, chunk);
+		copied += chunk;
+		n->rx_heads[nbuf] = c->head;
+		n->rx_lens[nbuf] = (uint32_t)(chunk + hdr_room);
+		nbuf++;
+		if (copied < payload && (!mrg || nbuf == vq->cfg.size))
+			goto too_small;
+	}
+	nb = htole16((uint16_t)nbuf);
+	h.num_buffers = nb;
+	iov_to_iov(hdr_iov, hdr_niov, 0, &(struct iovec){ &h, sizeof(h) }, 1, 0, sizeof(h));
+	rx_publish(n, vq, nbuf);
+	n->rx_frames++;
+	n->rx_pushed = true;
+	return true;
+too_small:
+	vq->last_avail = start;
+	n->dropped++;
+	net_warn(n, "received frame of %zu bytes does not fit the receive buffers%s: dropped",
+		 payload, mrg ? "" : " (no mergeable buffers)");
+	return true;
+}
+
+/* --------------------------------------------------------- control channel */
+
+static void set_offloads(struct virtio_net *n)
+{
+	unsigned int f = 0;
+
+	if (!n->be->vnet_hdr)
+		return;
+	if (n->active && n->offloads) {
+		if (virtio_has_feature(&n->vdev, VIRTIO_NET_F_GUEST_CSUM))
+			f |= NET_TAP_OFFLOAD_CSUM;
+		if (virtio_has_feature(&n->vdev, VIRTIO_NET_F_GUEST_TSO4))
+			f |= NET_TAP_OFFLOAD_TSO4;
+		if (virtio_has_feature(&n->vdev, VIRTIO_NET_F_GUEST_TSO6))
+			f |= NET_TAP_OFFLOAD_TSO6;
+	}
+	net_tap_set_offload(n->be, f);
+}
+
+static void be_unwatch(struct virtio_net *n)
+{
+	if (n->watched_fd >= 0 && n->threaded)
+		epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->watched_fd, NULL);
+	n->watched_fd = -1;
+}
+
+static void ctl_exec(struct virtio_net *n, struct ctl_req *r)
+{
+	r->rc = 0;
+	switch (r->op) {
+	case CTL_START:
+		n->active = true;
+		n->failed = false;
+		n->rx_blocked = false;
+		n->rx_retry = true;     /* buffers added before DRIVER_OK */
+		n->tx_pending = true;
+		set_offloads(n);
+		break;
+	case CTL_STOP:
+		n->active = false;
+		n->rx_blocked = false;
+		set_offloads(n);
+		break;
+	case CTL_SWAP: {
+		struct net_backend *old = n->be;
+
+		be_unwatch(n);
+		n->be_dropped += old->dropped;
+		n->be = r->be;
+		old->ops->destroy(old);
+		set_offloads(n);
+		n->rx_retry = true;
+		if (n->user_link) {
+			struct timespec *t = &n->relink_at;
+
+			n->relinking = true;
+			clock_gettime(CLOCK_MONOTONIC, t);
+			t->tv_nsec += (long)VIRTIO_NET_RELINK_MS * 1000000L;
+			t->tv_sec += t->tv_nsec / 1000000000L;
+			t->tv_nsec %= 1000000000L;
+			update_status(n, true);
+		}
+		break;
+	}
+	case CTL_LINK:
+		n->user_link = r->up;
+		update_status(n, true);
+		if (r->up)
+			n->rx_retry = true;
+		break;
+	case CTL_ADD_FWD:
+	case CTL_DEL_FWD: {
+		int (*fn)(struct net_backend *, const struct net_forward *, keel_error **) =
+			r->op == CTL_ADD_FWD ? n->be->ops->add_forward : n->be->ops->remove_forward;
+
+		if (!fn)
+			r->rc = err_set(&r->err, KEEL_ERR_UNSUPPORTED,
+					"network device %d is not attached to NAT", n->index);
+		else
+			r->rc = fn(n->be, r->fwd, &r->err);
+		break;
+	}
+	case CTL_STATS:
+		r->stats[0] = n->tx_frames;
+		r->stats[1] = n->rx_frames;
+		r->stats[2] = n->dropped + n->be_dropped + n->be->dropped;
+		break;
+	case CTL_EXIT:
+		n->exit = true;
+		break;
+	}
+}
+
+/* Runs `r` on the I/O thread (or here without one) and waits for it. */
+static int ctl_call(struct virtio_net *n, struct ctl_req *r, keel_error **err)
+{
+	uint64_t one = 1;
+
+	r->done = false;
+	r->err = NULL;
+	r->next = NULL;
+	if (!n->threaded || !n->thread_running || pthread_equal(pthread_self(), n->thread)) {
+		/* No thread, or on it (a log callback calling back): run here. */
+		ctl_exec(n, r);
+	} else {
+		pthread_mutex_lock(&n->ctl_lock);
+		*n->ctl_tail = r;
+		n->ctl_tail = &r->next;
+		pthread_mutex_unlock(&n->ctl_lock);
+		while (write(n->ctl_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+		pthread_mutex_lock(&n->ctl_lock);
+		while (!r->done)
+			pthread_cond_wait(&n->ctl_cond, &n->ctl_lock);
+		pthread_mutex_unlock(&n->ctl_lock);
+	}
+	if (r->err) {
+		if (err && !*err)
+			*err = r->err;
+		else
+			keel_error_free(r->err);
+	}
+	return r->rc;
+}
+
+static void ctl_run(struct virtio_net *n)
+{
+	struct ctl_req *list;
+	uint64_t v;
+
+	while (read(n->ctl_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&n->ctl_lock);
+	list = n->ctl_head;
+	n->ctl_head = NULL;
+	n->ctl_tail = &n->ctl_head;
+	pthread_mutex_unlock(&n->ctl_lock);
+	while (list) {
+		struct ctl_req *r = list;
+
+		list = r->next;
+		ctl_exec(n, r);
+		pthread_mutex_lock(&n->ctl_lock);
+		r->done = true;
+		pthread_cond_broadcast(&n->ctl_cond);
+		pthread_mutex_unlock(&n->ctl_lock);
+	}
+}
+
+/* ------------------------------------------------------------ the I/O loop */
+
+static void drain(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+}
+
+static void be_process(struct virtio_net *n)
+{
+	n->be->ops->process(n->be);
+	if (n->rx_pushed) {
+		n->rx_pushed = false;
+		if (n->active)
+			virtio_dev_notify(&n->vdev, RXQ);
+	}
+}
+
+/* Work that needs no waiting: relink timer, retried receive, transmit. */
+static void run_pending(struct virtio_net *n)
+{
+	if (n->relinking) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > n->relink_at.tv_sec ||
+		    (now.tv_sec == n->relink_at.tv_sec && now.tv_nsec >= n->relink_at.tv_nsec)) {
+			n->relinking = false;
+			update_status(n, true);
+			n->rx_retry = true;
+		}
+	}
+	if (n->rx_retry) {
+		struct virtq *vq = &n->vdev.vqs[RXQ];
+
+		n->rx_retry = false;
+		n->rx_blocked = false;
+		/* Kicks are wanted only while waiting for buffers (rx_wait). */
+		if (n->active && !n->failed)
+			virtq_disable_kicks(vq);
+		be_process(n);
+	}
+	if (n->tx_pending)
+		process_tx(n);
+}
+
+void virtio_net_poll(struct virtio_net *n)
+{
+	n->tx_pending = true;
+	n->rx_retry = true;
+	run_pending(n);
+}
+
+static int wait_timeout(struct virtio_net *n)
+{
+	int t = n->be->ops->timeout_ms(n->be);
+
+	if (n->tx_pending || n->rx_retry)
+		return 0;
+	if (n->relinking) {
+		struct timespec now;
+		long ms;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (n->relink_at.tv_sec - now.tv_sec) * 1000L +
+		     (n->relink_at.tv_nsec - now.tv_nsec) / 1000000L + 1;
+		if (ms < 0)
+			ms = 0;
+		if (t < 0 || ms < t)
+			t = (int)ms;
+	}
+	return t;
+}
+
+static void be_watch(struct virtio_net *n)
+{
+	int fd = n->rx_blocked && n->active ? -1 : n->be->ops->poll_fd(n->be);
+
+	if (fd == n->watched_fd)
+		return;
+	be_unwatch(n);
+	if (fd >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_BE };
+
+		if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+			n->watched_fd = fd;
+	}
+}
+
+static void *net_thread(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	while (!n->exit) {
+		struct epoll_event evs[8];
+		int timeout, nev;
+		uint64_t deadline = 0;
+		bool be_ready = false;
+
+		be_watch(n);
+		timeout = wait_timeout(n);
+		if (timeout > 0)
+			deadline = now_ns() + (uint64_t)timeout * 1000000ULL;
+		nev = epoll_wait(n->epfd, evs, ARRAY_SIZE(evs), timeout);
+		if (nev < 0) {
+			if (errno == EINTR)
+				continue;
+			vm_log(n->vm, KEEL_LOG_ERROR, "%s: epoll_wait failed: %s", n->name,
+			       strerror(errno));
+			break;
+		}
+		for (int i = 0; i < nev; i++) {
+			switch (evs[i].data.u64) {
+			case EV_CTL:
+				ctl_run(n);
+				break;
+			case EV_TX:
+				drain(n->vdev.kick_fd[TXQ]);
+				n->tx_pending = true;
+				break;
+			case EV_RX:
+				drain(n->vdev.kick_fd[RXQ]);
+				if (n->rx_blocked)
+					n->rx_retry = true;
+				break;
+			case EV_BE:
+				be_ready = true;
+				break;
+			}
+		}
+		if (n->exit)
+			break;
+		if (timeout == 0 || (timeout > 0 && now_ns() >= deadline))
+			be_ready = true;
+		if (be_ready && !n->rx_retry)
+			be_process(n);
+		run_pending(n);
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- device ops */
+
+static int net_start(struct virtio_dev *vdev, keel_error **err)
+{
+	struct ctl_req r = { .op = CTL_START };
+
+	return ctl_call(to_net(vdev), &r, err);
+}
+
+static void net_stop(struct virtio_dev *vdev)
+{
+	struct virtio_net *n = to_net(vdev);
+	struct ctl_req r = { .op = CTL_STOP };
+
+	ctl_call(n, &r, NULL);
+	/* A failure not yet reported is moot: the device is being reset. */
+	pthread_mutex_lock(&n->fail_lock);
+	keel_error_free(n->fail_err);
+	n->fail_err = NULL;
+	pthread_mutex_unlock(&n->fail_lock);
+}
+
+static void net_free(struct virtio_net *n)
+{
+	if (n->fail_watched)
+		loop_del(n->vm->loop, n->fail_fd);
+	n->fail_watched = false;
+	if (n->thread_running) {
+		struct ctl_req r = { .op = CTL_EXIT };
+
+		ctl_call(n, &r, NULL);
+		pthread_join(n->thread, NULL);
+		n->thread_running = false;
+	}
+	if (n->be)
+		n->be->ops->destroy(n->be);
+	if (n->epfd >= 0)
+		close(n->epfd);
+	if (n->ctl_fd >= 0)
+		close(n->ctl_fd);
+	if (n->fail_fd >= 0)
+		close(n->fail_fd);
+	keel_error_free(n->fail_err);
+	pthread_mutex_destroy(&n->fail_lock);
+	pthread_mutex_destroy(&n->ctl_lock);
+	pthread_cond_destroy(&n->ctl_cond);
+	free(n->chain);
+	free(n->scratch);
+	free(n);
+}
+
+static void net_destroy(struct virtio_dev *vdev)
+{
+	struct virtio_net *n = to_net(vdev);
+
+	if (n->index >= 0 && n->index < VM_MAX_NICS && n->vm->nics[n->index] == n)
+		n->vm->nics[n->index] = NULL;
+	net_stop(vdev);
+	virtio_dev_fini(vdev);
+	net_free(n);
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.config_read = net_config_read,
+	.config_write = net_config_write,
+	.start = net_start,
+	.stop = net_stop,
+	.destroy = net_destroy,
+};
+
+static int epoll_add(struct virtio_net *n, int fd, uint64_t tag, keel_error **err)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+
+	if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return err_errno(err, KEEL_ERR_IO, errno, "%s: cannot watch a descriptor", n->name);
+	return 0;
+}
+
+struct virtio_net *virtio_net_new(struct keel_vm *vm, int index,
+				  const struct keel_network_device *cfg, bool threaded,
+				  keel_error **err)
+{
+	struct virtio_net *n;
+	uint64_t features;
+	int rc;
+
+	if (!cfg || !cfg->att)
+		return err_set(err, KEEL_ERR_INVALID, "network device %d has no attachment", index),
+		       NULL;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating network device %d",
+			       index), NULL;
+	n->vm = vm;
+	n->index = index;
+	n->epfd = n->ctl_fd = n->fail_fd = n->watched_fd = -1;
+	n->user_link = true;
+	n->status = VIRTIO_NET_S_LINK_UP;
+	n->threaded = threaded;
+	n->ctl_tail = &n->ctl_head;
+	pthread_mutex_init(&n->fail_lock, NULL);
+	pthread_mutex_init(&n->ctl_lock, NULL);
+	pthread_cond_init(&n->ctl_cond, NULL);
+	snprintf(n->name, sizeof(n->name), "virtio-net%d", index);
+	if (cfg->has_mac)
+		memcpy(n->mac, cfg->mac, 6);
+	else
+		virtio_net_default_mac(vm, index, n->mac);
+
+	n->chain = malloc(sizeof(*n->chain));
+	n->scratch = malloc(NET_MAX_FRAME);
+	n->ctl_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	n->fail_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	n->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!n->chain || !n->scratch || n->ctl_fd < 0 || n->fail_fd < 0 || n->epfd < 0) {
+		err_set(err, KEEL_ERR_NOMEM, "%s: out of memory", n->name);
+		goto fail;
+	}
+	n->be = net_backend_create(vm, n->name, cfg->att, n->mac, net_rx, n, err);
+	if (!n->be) {
+		err_prefix(err, "network device %d", index);
+		goto fail;
+	}
+	n->offloads = n->be->vnet_hdr;
+	features = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX) |
+		   (1ULL << VIRTIO_F_INDIRECT_DESC) | (1ULL << VIRTIO_NET_F_MAC) |
+		   (1ULL << VIRTIO_NET_F_STATUS) | (1ULL << VIRTIO_NET_F_MRG_RXBUF);
+	if (n->offloads)
+		features |= (1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) |
+			    (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) |
+			    (1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6);
+	if (virtio_dev_init(&n->vdev, vm, n->name, VIRTIO_ID_NET, &net_ops, features,
+			    VIRTIO_NET_CONFIG_SIZE, 2, VIRTIO_NET_QUEUE_SIZE, err) < 0)
+		goto fail;
+	set_offloads(n);
+	if (threaded) {
+		if (vm->loop) {
+			if (loop_add(vm->loop, n->fail_fd, EPOLLIN, net_fail_cb, n, err) < 0)
+				goto fail_vdev;
+			n->fail_watched = true;
+		}
+		if (epoll_add(n, n->ctl_fd, EV_CTL, err) < 0 ||
+		    epoll_add(n, n->vdev.kick_fd[TXQ], EV_TX, err) < 0 ||
+		    epoll_add(n, n->vdev.kick_fd[RXQ], EV_RX, err) < 0)
+			goto fail_vdev;
+		rc = pthread_create(&n->thread, NULL, net_thread, n);
+		if (rc) {
+			err_errno(err, KEEL_ERR_NOMEM, rc, "%s: cannot start the I/O thread", n->name);
+			goto fail_vdev;
+		}
+		pthread_setname_np(n->thread, "keel-net");
+		n->thread_running = true;
+	}
+	vm_log(vm, KEEL_LOG_DEBUG, "%s: MAC %02x:%02x:%02x:%02x:%02x:%02x%s", n->name, n->mac[0],
+	       n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5],
+	       n->offloads ? ", checksum and segmentation offloads" : "");
+	return n;
+fail_vdev:
+	virtio_dev_fini(&n->vdev);
+fail:
+	net_free(n);
+	return NULL;
+}
+
+void virtio_net_free(struct virtio_net *n)
+{
+	if (n)
+		net_destroy(&n->vdev);
+}
+
+int virtio_net_set_attachment(struct virtio_net *n, const struct keel_network_attachment *att,
+			      keel_error **err)
+{
+	struct ctl_req r = { .op = CTL_SWAP };
+
+	r.be = net_backend_create(n->vm, n->name, att, n->mac, net_rx, n, err);
+	if (!r.be) {
+		err_prefix(err, "network device %d", n->index);
+		return -1;
+	}
+	return ctl_call(n, &r, err);
+}
+
+int virtio_net_set_link(struct virtio_net *n, bool up, keel_error **err)
+{
+	struct ctl_req r = { .op = CTL_LINK, .up = up };
+
+	return ctl_call(n, &r, err);
+}
+
+int virtio_net_forward(struct virtio_net *n, bool add, const struct net_forward *f,
+		       keel_error **err)
+{
+	struct ctl_req r = { .op = add ? CTL_ADD_FWD : CTL_DEL_FWD, .fwd = f };
+
+	return ctl_call(n, &r, err);
+}
+
+int virtio_net_get_stats(struct virtio_net *n, uint64_t *tx_frames, uint64_t *rx_frames,
+			 uint64_t *dropped, keel_error **err)
+{
+	struct ctl_req r = { .op = CTL_STATS };
+
+	if (ctl_call(n, &r, err) < 0)
+		return -1;
+	if (tx_frames)
+		*tx_frames = r.stats[0];
+	if (rx_frames)
+		*rx_frames = r.stats[1];
+	if (dropped)
+		*dropped = r.stats[2];
+	return 0;
+}
+
+int virtio_net_create(struct keel_vm *vm, int index, const struct keel_network_device *cfg,
+		      keel_error **err)
+{
+	struct virtio_net *n;
+
+	if (index < 0 || index >= VM_MAX_NICS)
+		return err_set(err, KEEL_ERR_TOO_LARGE,
+			       "network device %d: at most %d network devices are supported", index,
+			       VM_MAX_NICS);
+	n = virtio_net_new(vm, index, cfg, true, err);
+	if (!n)
+		return -1;
+	if (virtio_attach(vm, &n->vdev, err) < 0) {
+		virtio_net_free(n);
+		return -1;
+	}
+	vm->nics[index] = n;
+	if (vm->nr_nics <= index)
+		vm->nr_nics = index + 1;
+	return 0;
+}
