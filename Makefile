@@ -7,7 +7,8 @@ BUILD     ?= build
 ASAN      ?= build-asan
 MESON     ?= meson
 DEB_PKGS  := build-essential clang meson ninja-build pkg-config python3 \
-             qemu-system-x86 busybox-static cpio kmod libclang-rt-14-dev
+             liburing-dev libslirp-dev qemu-system-x86 busybox-static cpio kmod \
+             iproute2 libclang-rt-14-dev
 GUEST     := $(BUILD)/guest/hello.elf
 RUN_ARGS  ?= --cpus 2 --memory 256M --kernel $(GUEST) --cmdline "expect_mem_mib=256 demo"
 
@@ -68,7 +69,7 @@ check-asan: deps
 	ninja -C $(ASAN)
 	$(MESON) test -C $(ASAN) --print-errorlogs --num-processes 2 --suite unit --suite cli --suite fuzz || true
 
-bench: build
+bench: deps build
 	python3 bench/run.py --build $(BUILD)
 
 clean:
