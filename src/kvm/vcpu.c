@@ -123,6 +123,29 @@ static void vcpu_system_event(struct vcpu *vcpu)
 	}
 }
 
+static const char *exit_reason_name(uint32_t reason)
+{
+	static const char *const names[] = {
+		[KVM_EXIT_UNKNOWN] = "UNKNOWN", [KVM_EXIT_EXCEPTION] = "EXCEPTION",
+		[KVM_EXIT_IO] = "IO", [KVM_EXIT_HYPERCALL] = "HYPERCALL",
+		[KVM_EXIT_DEBUG] = "DEBUG", [KVM_EXIT_HLT] = "HLT", [KVM_EXIT_MMIO] = "MMIO",
+		[KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN", [KVM_EXIT_SHUTDOWN] = "SHUTDOWN",
+		[KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY", [KVM_EXIT_INTR] = "INTR",
+		[KVM_EXIT_SET_TPR] = "SET_TPR", [KVM_EXIT_TPR_ACCESS] = "TPR_ACCESS",
+		[KVM_EXIT_NMI] = "NMI", [KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
+		[KVM_EXIT_OSI] = "OSI", [KVM_EXIT_WATCHDOG] = "WATCHDOG",
+		[KVM_EXIT_EPR] = "EPR", [KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT",
+		[KVM_EXIT_IOAPIC_EOI] = "IOAPIC_EOI", [KVM_EXIT_HYPERV] = "HYPERV",
+		[KVM_EXIT_X86_RDMSR] = "X86_RDMSR", [KVM_EXIT_X86_WRMSR] = "X86_WRMSR",
+		[KVM_EXIT_DIRTY_RING_FULL] = "DIRTY_RING_FULL",
+		[KVM_EXIT_X86_BUS_LOCK] = "X86_BUS_LOCK",
+	};
+
+	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])
+		return names[reason];
+	return "?";
+}
+
 /* Handles one exit; returns false when the vCPU must stop running. */
 static bool vcpu_handle_exit(struct vcpu *vcpu)
 {
@@ -156,8 +179,10 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 		vcpu_system_event(vcpu);
 		return false;
 	default:
-		vcpu_fail(vcpu, KEEL_STOP_INTERNAL_ERROR, "unexpected KVM exit reason %u on vCPU %u",
-			  run->exit_reason, vcpu->id);
+		/* Exits keel never enables (MSR filters, dirty ring, Hyper-V...). */
+		vcpu_fail(vcpu, KEEL_STOP_INTERNAL_ERROR,
+			  "unexpected KVM exit reason %u (KVM_EXIT_%s) on vCPU %u",
+			  run->exit_reason, exit_reason_name(run->exit_reason), vcpu->id);
 		return false;
 	}
 }
