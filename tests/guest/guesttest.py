@@ -685,6 +685,8 @@ def main():
                     'work, a final newline is added if missing')
     ap.add_argument('--module', help='qemu only: file passed as -initrd '
                     '(the PVH module), e.g. the bzImage for bzload.elf')
+    ap.add_argument('--blk-loop', action='store_true',
+                    help='attach the image through a loop block device (root)')
     ap.add_argument('--blk-image', type=parse_size, metavar='SIZE',
                     help='virtio-blk disk: a patterned image of SIZE bytes '
                     '(K/M/G), checked after the run')
@@ -770,10 +772,20 @@ def main():
     sock = os.path.join(tmp, 'console.sock') if a.console else None
     con = None
     net = None
+    loopdev = None
     start = time.time()
     try:
         if disk:
             make_disk(disk, a.blk_image)
+        if disk and a.blk_loop:
+            # The same image as a host block device (BLKGETSIZE64, O_DIRECT).
+            r = subprocess.run(['losetup', '--find', '--show', disk],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                print('SKIP %s under %s: losetup: %s' % (name, a.vmm,
+                                                         r.stderr.strip()))
+                return SKIP
+            loopdev = r.stdout.strip()
         if a.net:
             net = NetSetup(a, tmp)
             try:
@@ -781,7 +793,7 @@ def main():
             except NetSkip as e:
                 print('SKIP %s under %s: %s' % (name, a.vmm, e))
                 return SKIP
-        cmd = vmm_command(a, build_cmdline(a), initrd, disk, sock)
+        cmd = vmm_command(a, build_cmdline(a), initrd, loopdev or disk, sock)
         print('+ ' + ' '.join(cmd))
         sys.stdout.flush()
         ready = threading.Event() if sock or a.hostfwd else None
@@ -794,6 +806,9 @@ def main():
         text, rc, killed = run_vm(cmd, stdin_data, a.timeout, ready,
                                   a.kill_after,
                                   net.pass_fds if net else ())
+        if loopdev:
+            subprocess.run(['losetup', '--detach', loopdev])
+            loopdev = None
         if a.kill_after:
             ok, why = judge_killed(text, rc, killed, a.kill_after)
         else:
@@ -815,6 +830,8 @@ def main():
         if extra:
             why = '; '.join([why] + extra)
     finally:
+        if loopdev:
+            subprocess.run(['losetup', '--detach', loopdev])
         if net:
             net.stop()
         if initrd:

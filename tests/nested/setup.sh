@@ -126,8 +126,9 @@ add_mods() { # group modname...
 : >"$work/lib/modules/net.order"
 add_mods base virtio_pci 9pnet_virtio 9p
 add_mods kvm kvm_amd
-# Networking tests (virtio-net back ends): TAP devices, bridges, veth pairs.
-add_mods net tun bridge veth
+# Networking tests (virtio-net back ends): TAP devices, bridges, veth pairs;
+# loop devices for the host-block-device disk test.
+add_mods net tun bridge veth loop
 
 (cd "$work" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$initrd.tmp"
 mv "$initrd.tmp" "$initrd"
