@@ -4,7 +4,9 @@
  *   dhcp             DHCP lease; prints "IP=a.b.c.d GW=.. DNS=.. LEASE=..";
  *                    checks expect_ip= / expect_gw= / expect_dns= if given,
  *                    then ARP-resolves the gateway (ping_gw=1: pings it).
- *   udp_echo_server  prints READY, echoes count= datagrams on UDP port=.
+ *   udp_echo_server  prints READY, echoes count= datagrams on UDP port=
+ *                    (count=0: forever, quietly, never failing; for host
+ *                    tests that end the VM themselves).
  *   udp_client       sends msg= (count= times, "-i" appended) to
  *                    peer=A.B.C.D:PORT and expects each echoed back.
  *   tcp_client       connects to peer=, sends "msg\n", expects "msg\n" back
@@ -147,27 +149,39 @@ static void udp_echo_server(void)
 {
 	u64 count = cmdline_u64_or("count", 3), i;
 	u16 port = (u16)cmdline_u64_or("port", 7);
+	bool forever = !count;
 	char buf[1600], a[16];
 	u32 src;
 	u16 sp;
 	int n;
 
 	puts("READY\n");
-	for (i = 0; i < count; i++) {
+	for (i = 0; forever || i < count; i++) {
 		n = net_udp_recv(port, buf, sizeof(buf), &src, &sp,
 				 step_us * 2);
 		if (n < 0) {
+			if (forever) {
+				i--;
+				continue;
+			}
 			fail("udp server: datagram %llu of %llu did not arrive",
 			     i + 1, count);
 			return;
 		}
 		if (!net_udp_send(src, port, sp, buf, (u32)n)) {
+			if (forever) {
+				/* link down or a peer gone: keep serving */
+				printf("udp server: cannot answer %s:%u\n",
+				       net_fmt_ip(src, a), sp);
+				continue;
+			}
 			fail("udp server: cannot answer %s:%u", net_fmt_ip(src, a),
 			     sp);
 			return;
 		}
-		printf("udp server: echoed %d bytes to %s:%u\n", n,
-		       net_fmt_ip(src, a), sp);
+		if (!forever)
+			printf("udp server: echoed %d bytes to %s:%u\n", n,
+			       net_fmt_ip(src, a), sp);
 	}
 	vnet_tx_drain(1000000);
 	pass("udp server: echoed %llu datagrams on port %u", count, port);
