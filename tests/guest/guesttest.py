@@ -240,6 +240,8 @@ def vmm_command(a, cmdline, initrd, disk=None, sock=None):
             cmd += ['--disk', spec]
         if a.rng:
             cmd += ['--rng']
+        if a.hugepages:
+            cmd += ['--hugepages']
         if sock:
             cmd += ['--console', 'socket:' + sock]
         if a.net:
@@ -669,6 +671,16 @@ class NetSetup:
             self.ns = None
 
 
+def free_hugepages_mib():
+    """MiB of free huge pages of the default (2 MiB) size."""
+    info = {}
+    with open('/proc/meminfo') as f:
+        for line in f:
+            k, v = line.split(':', 1)
+            info[k] = int(v.split()[0])
+    return info.get('HugePages_Free', 0) * info.get('Hugepagesize', 0) // 1024
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--vmm', choices=['qemu', 'keel'], required=True)
@@ -676,6 +688,9 @@ def main():
     ap.add_argument('--qemu', default='qemu-system-x86_64')
     ap.add_argument('--guest', required=True, help='guest image')
     ap.add_argument('--cpus', type=int, default=1)
+    ap.add_argument('--hugepages', action='store_true',
+                    help='keel only: guest RAM on 2 MiB huge pages (skips '
+                         'unless enough are free: the test never reserves any)')
     ap.add_argument('--mem', type=int, default=128, help='MiB')
     ap.add_argument('--cmdline', default='')
     ap.add_argument('--initrd-size', type=int, default=0)
@@ -766,6 +781,13 @@ def main():
     if a.hostfwd:
         a.net_test = 'udp_echo_server'
 
+    if a.hugepages:
+        free = free_hugepages_mib()
+        if a.vmm != 'keel' or free < a.mem:
+            print('SKIP %s under %s: --hugepages needs keel and %d MiB of free '
+                  '2 MiB huge pages (%d MiB free; reserving them is the '
+                  'machine owner\'s choice)' % (name, a.vmm, a.mem, free))
+            return SKIP
     initrd = make_initrd(a.initrd_size) if a.initrd_size else None
     tmp = tempfile.mkdtemp(prefix='keel-guest-') if n_virtio(a) else None
     disk = os.path.join(tmp, 'disk.img') if a.blk_image else None
