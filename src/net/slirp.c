@@ -14,8 +14,13 @@
  * TCP acknowledgements) are queued and delivered by the next process(),
  * so be->rx() only ever runs inside process(); an eventfd in the epoll set
  * wakes the I/O thread for them.
+ *
+ * libslirp (and with it glib and libm) is not linked: it is dlopen()ed the
+ * first time a NAT back end is created, so VMs without one neither load
+ * nor relocate it (see slirp_lib below).
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -40,6 +45,94 @@
 #define NAT_GUEST_OFF 15        /* first (and usually only) DHCP lease */
 #define NAT_MAX_PENDING 512     /* frames queued during send() */
 #define NAT_EVENTFD_TAG UINT64_MAX
+
+/* ---- libslirp, loaded on first use ---- */
+
+#define SLIRP_SONAME "libslirp.so.0"
+
+/*
+ * The libslirp functions this file calls, resolved with dlsym(); the types
+ * come from <slirp/libslirp.h>, so they cannot drift from the header.
+ *
+ * This is keel's only global mutable state, and it is acceptable: it is a
+ * process-wide cache of a shared library's symbols, which are the same for
+ * every VM and for the life of the process.  slirp_lib_load() writes it
+ * exactly once, under pthread_once(), and everything reads it only after
+ * slirp_lib_get() returned, i.e. after pthread_once() (which synchronizes
+ * with the initialization), so it is read-only wherever it is used.  The
+ * library is never dlclose()d: back ends may still run its code, and a
+ * later NAT back end reuses the handle.
+ */
+static struct {
+	const char *error;      /* NULL: loaded; else why not (points into errbuf) */
+	char errbuf[256];
+	__typeof__(slirp_new) *new;
+	__typeof__(slirp_cleanup) *cleanup;
+	__typeof__(slirp_pollfds_fill) *pollfds_fill;
+	__typeof__(slirp_pollfds_poll) *pollfds_poll;
+	__typeof__(slirp_input) *input;
+	__typeof__(slirp_handle_timer) *handle_timer;
+	__typeof__(slirp_add_hostfwd) *add_hostfwd;
+	__typeof__(slirp_remove_hostfwd) *remove_hostfwd;
+} slirp_lib;
+
+static pthread_once_t slirp_lib_once = PTHREAD_ONCE_INIT;
+
+static void slirp_lib_fail(void)
+{
+	const char *why = dlerror();
+
+	if (!why)
+		why = "unknown error";
+	/* dlopen()'s message usually starts with the name already. */
+	if (!strncmp(why, SLIRP_SONAME ": ", strlen(SLIRP_SONAME ": ")))
+		why += strlen(SLIRP_SONAME ": ");
+	snprintf(slirp_lib.errbuf, sizeof(slirp_lib.errbuf), "%s", why);
+	slirp_lib.error = slirp_lib.errbuf;
+}
+
+static void slirp_lib_load(void)
+{
+	void *h = dlopen(SLIRP_SONAME, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		slirp_lib_fail();
+		return;
+	}
+	/* POSIX: dlsym()'s void * holds a function's address (copied, not cast). */
+#define SLIRP_SYM(name)                                                   \
+	do {                                                              \
+		void *p = dlsym(h, "slirp_" #name);                       \
+		if (!p) {                                                 \
+			slirp_lib_fail();                                 \
+			dlclose(h);                                       \
+			return;                                           \
+		}                                                         \
+		memcpy(&slirp_lib.name, &p, sizeof(p));                   \
+	} while (0)
+	SLIRP_SYM(new);
+	SLIRP_SYM(cleanup);
+	SLIRP_SYM(pollfds_fill);
+	SLIRP_SYM(pollfds_poll);
+	SLIRP_SYM(input);
+	SLIRP_SYM(handle_timer);
+	SLIRP_SYM(add_hostfwd);
+	SLIRP_SYM(remove_hostfwd);
+#undef SLIRP_SYM
+	slirp_lib.error = NULL;
+}
+
+/* Loads libslirp once per process; 0, or -1 with `err` set. */
+static int slirp_lib_get(const char *name, keel_error **err)
+{
+	pthread_once(&slirp_lib_once, slirp_lib_load);
+	if (slirp_lib.error)
+		return err_set(err, KEEL_ERR_UNSUPPORTED,
+			       "%s: NAT networking needs libslirp (" SLIRP_SONAME
+			       ": %s); install the libslirp0 package",
+			       name, slirp_lib.error);
+	return 0;
+}
 
 struct nat_timer {
 	struct nat_timer *next;
@@ -408,7 +501,7 @@ static uint32_t nat_fill(struct nat *n)
 	if (!++n->gen)
 		n->gen = 1;     /* 0 marks "in no fill" */
 	n->fill_err = 0;
-	slirp_pollfds_fill(n->slirp, &timeout, cb_add_poll, n);
+	slirp_lib.pollfds_fill(n->slirp, &timeout, cb_add_poll, n);
 	n->filled = true;
 
 	for (int i = 0; i < n->nr_pfds; i++) {
@@ -464,7 +557,7 @@ again:
 		if (t->armed && t->expire_ms <= now) {
 			/* The handler may re-arm or free timers: rescan after it. */
 			t->armed = false;
-			slirp_handle_timer(n->slirp, t->id, t->cb_opaque);
+			slirp_lib.handle_timer(n->slirp, t->id, t->cb_opaque);
 			goto again;
 		}
 }
@@ -495,7 +588,7 @@ static int nat_send(struct net_backend *be, const struct iovec *iov, int iovcnt)
 	}
 	sigpipe_block(&old);
 	n->in_send = true;
-	slirp_input(n->slirp, n->txbuf, (int)len);
+	slirp_lib.input(n->slirp, n->txbuf, (int)len);
 	n->in_send = false;
 	sigpipe_restore(&old);
 	return 0;
@@ -555,7 +648,7 @@ static void nat_process(struct net_backend *be)
 	 * handled by the next round, which the I/O thread starts at once.
 	 */
 	sigpipe_block(&old);
-	slirp_pollfds_poll(n->slirp, nr < 0, cb_get_revents, n);
+	slirp_lib.pollfds_poll(n->slirp, nr < 0, cb_get_revents, n);
 	n->filled = false;
 	run_timers(n);
 	sigpipe_restore(&old);
@@ -577,8 +670,8 @@ static int nat_add_forward(struct net_backend *be, const struct net_forward *f, 
 			       "%s: NAT: port forward host address '%s' is not an IPv4 address",
 			       be->name, f->host_addr);
 	errno = 0;
-	if (!slirp_add_hostfwd(n->slirp, f->proto == KEEL_NET_UDP, host, f->host_port, n->guest,
-			       f->guest_port))
+	if (!slirp_lib.add_hostfwd(n->slirp, f->proto == KEEL_NET_UDP, host, f->host_port,
+				   n->guest, f->guest_port))
 		return 0;
 	e = errno;
 	if (e == EADDRINUSE || !e)
@@ -601,7 +694,7 @@ static int nat_remove_forward(struct net_backend *be, const struct net_forward *
 		return err_set(err, KEEL_ERR_INVALID,
 			       "%s: NAT: port forward host address '%s' is not an IPv4 address",
 			       be->name, f->host_addr);
-	if (slirp_remove_hostfwd(n->slirp, f->proto == KEEL_NET_UDP, host, f->host_port) < 0)
+	if (slirp_lib.remove_hostfwd(n->slirp, f->proto == KEEL_NET_UDP, host, f->host_port) < 0)
 		return err_set(err, KEEL_ERR_NOT_FOUND, "%s: NAT: no port forward of %s %s:%u",
 			       be->name, proto_name(f->proto), f->host_addr, f->host_port);
 	return 0;
@@ -615,7 +708,7 @@ static void nat_destroy(struct net_backend *be)
 	if (!n)
 		return;
 	if (n->slirp)
-		slirp_cleanup(n->slirp);
+		slirp_lib.cleanup(n->slirp);
 	while (n->timers) {
 		struct nat_timer *t = n->timers;
 
@@ -696,6 +789,8 @@ struct net_backend *net_slirp_create(struct keel_vm *vm, const char *name,
 	if (parse_subnet(name, att->subnet ? att->subnet : NAT_DEFAULT_SUBNET, &net, &mask,
 			 err) < 0)
 		return NULL;
+	if (slirp_lib_get(name, err) < 0)
+		return NULL;
 	n = calloc(1, sizeof(*n));
 	if (!n || !(n->txbuf = malloc(NET_MAX_FRAME))) {
 		free(n);
@@ -733,7 +828,7 @@ struct net_backend *net_slirp_create(struct keel_vm *vm, const char *name,
 	cfg.in6_enabled = false;
 	cfg.disable_host_loopback = false;      /* the gateway address reaches 127.0.0.1 */
 	cfg.enable_emu = false;
-	n->slirp = slirp_new(&cfg, &nat_callbacks, n);
+	n->slirp = slirp_lib.new(&cfg, &nat_callbacks, n);
 	if (!n->slirp) {
 		err_set(err, KEEL_ERR_INVALID, "%s: NAT: libslirp refused the configuration",
 			name);
