@@ -145,8 +145,6 @@ struct virtio_net {
 	unsigned int warn_suppressed;
 	struct virtq_chain *chain;      /* scratch for virtq_pop() */
 	uint8_t *scratch;               /* software checksum (TAP -> other) */
-	uint16_t rx_heads[VIRTIO_NET_QUEUE_SIZE];
-	uint32_t rx_lens[VIRTIO_NET_QUEUE_SIZE];
 
 	/* The thread and its control channel. */
 	bool threaded;
@@ -526,38 +524,6 @@ out:
 
 /* ------------------------------------------------------------------- RX */
 
-/* Publishes the `nr` chains in rx_heads/rx_lens with one used index update. */
-static void rx_publish(struct virtio_net *n, struct virtq *vq, unsigned int nr)
-{
-	for (unsigned int i = 0; i < nr; i++) {
-		volatile uint32_t *elem = (volatile uint32_t *)((volatile uint8_t *)vq->used + 4 +
-				8 * (size_t)((uint16_t)(vq->used_idx + i) & (vq->cfg.size - 1)));
-
-		elem[0] = htole32(n->rx_heads[i]);
-		elem[1] = htole32(n->rx_lens[i]);
-	}
-	vq->used_idx = (uint16_t)(vq->used_idx + nr);
-	__atomic_store_n(&vq->used[1], htole16(vq->used_idx), __ATOMIC_RELEASE);
-}
-
-/*
- * No (or not enough) receive buffers: kicks on, with avail_event at the
- * avail index seen (`seen`), past chains given back, so that the next
- * buffer the driver adds kicks us.  Returns true when buffers arrived
- * meanwhile.
- */
-static bool rx_wait(struct virtio_net *n, struct virtq *vq, uint16_t seen)
-{
-	volatile uint16_t *avail_idx = &vq->avail[1];
-
-	virtq_enable_kicks(vq);
-	if (vq->event_idx) {
-		vq->used[(4 + 8 * (size_t)vq->cfg.size) / 2] = htole16(seen);
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	}
-	return le16toh(__atomic_load_n(avail_idx, __ATOMIC_ACQUIRE)) != seen;
-}
-
 static bool net_rx(void *opaque, const struct iovec *iov, int iovcnt)
 {
 	struct virtio_net *n = opaque;
@@ -567,7 +533,6 @@ static bool net_rx(void *opaque, const struct iovec *iov, int iovcnt)
 	unsigned int hdr_niov = 0, nbuf = 0;
 	struct net_hdr h = { 0 };
 	size_t total = iov_total(iov, iovcnt), src_off = 0, payload, copied = 0;
-	uint16_t start = vq->last_avail;
 	uint16_t nb;
 
 	if (!n->active || n->failed || !link_up(n) || !vq->enabled || vq->broken)
@@ -603,13 +568,15 @@ static bool net_rx(void *opaque, const struct iovec *iov, int iovcnt)
 			return true;
 		}
 		if (!rc) {
-			uint16_t seen = vq->last_avail;
-
 			if (nbuf && nbuf == vq->cfg.size)
 				goto too_small;
-			vq->last_avail = start;         /* given back */
+			/*
+			 * Not enough: the chains taken are given back, and the
+			 * next buffer the driver adds (past those) kicks us.
+			 */
+			virtq_unpop(vq, (uint16_t)nbuf);
 			n->rx_blocked = true;
-			if (rx_wait(n, vq, seen))
+			if (virtq_enable_kicks_ahead(vq, (uint16_t)nbuf))
 				n->rx_retry = true;
 			return false;
 		}
@@ -642,8 +609,8 @@ static bool net_rx(void *opaque, const struct iovec *iov, int iovcnt)
 		chunk = payload - copied < room ? payload - copied : room;
 		iov_to_iov(w, c->nr_in, hdr_room, iov, (unsigned int)iovcnt, src_off + copied, chunk);
 		copied += chunk;
-		n->rx_heads[nbuf] = c->head;
-		n->rx_lens[nbuf] = (uint32_t)(chunk + hdr_room);
+		/* Published below, all at once, or given back. */
+		virtq_fill(vq, c->head, (uint32_t)(chunk + hdr_room), (uint16_t)nbuf);
 		nbuf++;
 		if (copied < payload && (!mrg || nbuf == vq->cfg.size))
 			goto too_small;
@@ -651,12 +618,12 @@ static bool net_rx(void *opaque, const struct iovec *iov, int iovcnt)
 	nb = htole16((uint16_t)nbuf);
 	h.num_buffers = nb;
 	iov_to_iov(hdr_iov, hdr_niov, 0, &(struct iovec){ &h, sizeof(h) }, 1, 0, sizeof(h));
-	rx_publish(n, vq, nbuf);
+	virtq_flush(vq, (uint16_t)nbuf);
 	n->rx_frames++;
 	n->rx_pushed = true;
 	return true;
 too_small:
-	vq->last_avail = start;
+	virtq_unpop(vq, (uint16_t)nbuf);
 	n->dropped++;
 	net_warn(n, "received frame of %zu bytes does not fit the receive buffers%s: dropped",
 		 payload, mrg ? "" : " (no mergeable buffers)");

@@ -13,7 +13,8 @@
  * Memory ordering, as in Linux (vhost) and QEMU:
  *  - pop: avail->idx is loaded with acquire semantics, so the ring entries
  *    and descriptors the driver wrote before publishing it are seen;
- *  - push: the used element is written, then used->idx is release-stored;
+ *  - push / fill+flush: the used elements are written, then used->idx is
+ *    release-stored (once for all the elements flushed together);
  *  - should_notify / enable_kicks: a full fence separates our store (used
  *    idx, used flags or avail_event) from the load of the driver's field
  *    (used_event / avail flags, avail idx), pairing with the driver's own
@@ -275,19 +276,44 @@ int virtq_pop(struct virtq *vq, struct virtq_chain *chain, keel_error **err)
 	return 1;
 }
 
-void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
+/* The used ring element `offset` slots past the device's used index. */
+static inline volatile uint32_t *used_elem(const struct virtq *vq, uint16_t offset)
+{
+	uint16_t slot = (uint16_t)(vq->used_idx + offset) & (vq->cfg.size - 1);
+
+	return (volatile uint32_t *)((volatile uint8_t *)vq->used + USED_RING_BYTES +
+				     8 * (size_t)slot);
+}
+
+void virtq_fill(struct virtq *vq, uint16_t head, uint32_t len, uint16_t offset)
 {
 	volatile uint32_t *elem;
 
 	if (!vq->enabled || vq->broken)
 		return;
-	elem = (volatile uint32_t *)((volatile uint8_t *)vq->used + USED_RING_BYTES +
-				     8 * (size_t)(vq->used_idx & (vq->cfg.size - 1)));
+	elem = used_elem(vq, offset);
 	elem[0] = htole32(head);
 	elem[1] = htole32(len);
-	vq->used_idx++;
-	/* The element must be visible before the index that publishes it. */
+}
+
+void virtq_flush(struct virtq *vq, uint16_t count)
+{
+	if (!vq->enabled || vq->broken)
+		return;
+	vq->used_idx = (uint16_t)(vq->used_idx + count);
+	/* The elements must be visible before the index that publishes them. */
 	__atomic_store_n(&vq->used[USED_IDX], htole16(vq->used_idx), __ATOMIC_RELEASE);
+}
+
+void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
+{
+	virtq_fill(vq, head, len, 0);
+	virtq_flush(vq, 1);
+}
+
+void virtq_unpop(struct virtq *vq, uint16_t n)
+{
+	vq->last_avail = (uint16_t)(vq->last_avail - n);
 }
 
 /* The driver wants an event when it crosses `event` going from old to new. */
@@ -333,15 +359,22 @@ void virtq_disable_kicks(struct virtq *vq)
 
 bool virtq_enable_kicks(struct virtq *vq)
 {
+	return virtq_enable_kicks_ahead(vq, 0);
+}
+
+bool virtq_enable_kicks_ahead(struct virtq *vq, uint16_t ahead)
+{
+	uint16_t seen = (uint16_t)(vq->last_avail + ahead);
+
 	if (!vq->enabled || vq->broken)
 		return false;
 	if (vq->event_idx)
-		*avail_event_ptr(vq) = htole16(vq->last_avail);
+		*avail_event_ptr(vq) = htole16(seen);
 	else
 		vq->used[USED_FLAGS] = 0;
 	/* Our store before the load of avail->idx: no kick can be lost. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return load_avail_idx(vq, __ATOMIC_RELAXED) != vq->last_avail;
+	return load_avail_idx(vq, __ATOMIC_RELAXED) != seen;
 }
 
 static size_t iov_copy(const struct iovec *iov, unsigned int n, size_t offset, void *buf,

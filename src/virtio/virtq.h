@@ -87,6 +87,25 @@ int virtq_pop(struct virtq *vq, struct virtq_chain *chain, keel_error **err);
 /* Returns a chain taken with virtq_pop() as used, `len` bytes written. */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
 /*
+ * virtq_push() in two steps, to return several chains with one used index
+ * update (the driver sees all of them or none): virtq_fill() writes the used
+ * element `offset` slots past the last published one without publishing it
+ * (the driver does not read elements past used->idx); virtq_flush() then
+ * publishes the `count` elements filled at offsets 0..count-1, in order,
+ * with one release store of used->idx.  virtq_push(vq, head, len) is
+ * virtq_fill(vq, head, len, 0) then virtq_flush(vq, 1).  `offset` and
+ * `count` must not exceed the chains popped and not yet returned.  Both do
+ * nothing on a disabled or broken queue.
+ */
+void virtq_fill(struct virtq *vq, uint16_t head, uint32_t len, uint16_t offset);
+void virtq_flush(struct virtq *vq, uint16_t count);
+/*
+ * Gives back the last `n` chains taken with virtq_pop() and not returned
+ * (filled elements for them, never flushed, are simply left unpublished):
+ * the avail index is rewound, so the next pops take the same chains again.
+ */
+void virtq_unpop(struct virtq *vq, uint16_t n);
+/*
  * After pushing: whether the driver wants an interrupt now (honours
  * VIRTQ_AVAIL_F_NO_INTERRUPT or, with EVENT_IDX, used_event).
  */
@@ -98,6 +117,14 @@ bool virtq_should_notify(struct virtq *vq);
  */
 void virtq_disable_kicks(struct virtq *vq);
 bool virtq_enable_kicks(struct virtq *vq);
+/*
+ * virtq_enable_kicks() after virtq_unpop(vq, ahead) when the chains given
+ * back were not enough: the `ahead` chains past the avail index are already
+ * known to the device, so (with EVENT_IDX) the driver is asked to kick only
+ * when it makes one more available.  Returns true when more than those
+ * arrived meanwhile.  virtq_enable_kicks(vq) is virtq_enable_kicks_ahead(vq, 0).
+ */
+bool virtq_enable_kicks_ahead(struct virtq *vq, uint16_t ahead);
 
 /* Copies between a chain's buffers and flat memory; return bytes copied. */
 size_t virtq_chain_read(const struct virtq_chain *chain, size_t offset, void *buf, size_t len);
