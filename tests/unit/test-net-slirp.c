@@ -18,24 +18,8 @@
 #include "core/config.h"
 #include "core/vm.h"
 #include "net/backend.h"
-
-#define CHECK(cond)                                                             \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,  \
-				__LINE__, #cond);                               \
-			return 1;                                               \
-		}                                                               \
-	} while (0)
-
-#define RUN(test)                                                               \
-	do {                                                                    \
-		if (test()) {                                                   \
-			fprintf(stderr, "FAIL %s\n", #test);                    \
-			return 1;                                               \
-		}                                                               \
-		printf("ok %s\n", #test);                                       \
-	} while (0)
+#include "check.h"
+#include "fakevm.h"
 
 #define MAX_FRAMES 64
 
@@ -330,8 +314,8 @@ static int guest_arp(struct net_backend *be)
 	size_t len = arp_request(f, "10.0.2.15", "10.0.2.2");
 	const struct frame *r;
 
-	CHECK(!send_frame(be, f, len));
-	CHECK((r = wait_frame(be, is_arp_reply, NULL, 2000)));
+	REQUIRE(!send_frame(be, f, len));
+	REQUIRE((r = wait_frame(be, is_arp_reply, NULL, 2000)));
 	return 0;
 }
 
@@ -421,27 +405,27 @@ static int dhcp_exchange(struct net_backend *be, const char *want_yiaddr, const 
 	bootp[242] = 1;         /* DHCPDISCOVER */
 	bootp[243] = 255;
 	len = udp_frame(f, bcast_mac, "0.0.0.0", "255.255.255.255", 68, 67, bootp, sizeof(bootp));
-	CHECK(!send_frame(be, f, len));
+	REQUIRE(!send_frame(be, f, len));
 	r = wait_frame(be, is_udp_to, &m, 2000);
 	if (!r) {
 		/* Some libslirp versions address the offer to the new lease. */
 		m.dst = want_yiaddr;
 		r = wait_frame(be, is_udp_to, &m, 10);
 	}
-	CHECK(r);
+	REQUIRE(r);
 	ihl = (r->data[14] & 15) * 4;
 	bp = r->data + 14 + ihl + 8;
-	CHECK(r->len >= 14 + ihl + 8 + 240);
-	CHECK(bp[0] == 2);                              /* BOOTREPLY */
-	CHECK(!memcmp(bp + 4, "\x12\x34\x56\x78", 4));
+	REQUIRE(r->len >= 14 + ihl + 8 + 240);
+	REQUIRE(bp[0] == 2);                              /* BOOTREPLY */
+	REQUIRE(!memcmp(bp + 4, "\x12\x34\x56\x78", 4));
 	inet_pton(AF_INET, want_yiaddr, &a);
-	CHECK(!memcmp(bp + 16, &a, 4));                 /* yiaddr */
-	CHECK(!memcmp(bp + 236, "\x63\x82\x53\x63", 4));
+	REQUIRE(!memcmp(bp + 16, &a, 4));                 /* yiaddr */
+	REQUIRE(!memcmp(bp + 236, "\x63\x82\x53\x63", 4));
 	len = r->len - (14 + ihl + 8 + 240);
-	CHECK(find_dhcp_option(bp + 240, len, 53, &val, &vlen) && vlen == 1 && val[0] == 2);
-	CHECK(find_dhcp_option(bp + 240, len, 54, &val, &vlen) && vlen == 4);
+	REQUIRE(find_dhcp_option(bp + 240, len, 53, &val, &vlen) && vlen == 1 && val[0] == 2);
+	REQUIRE(find_dhcp_option(bp + 240, len, 54, &val, &vlen) && vlen == 4);
 	inet_pton(AF_INET, want_server, &a);
-	CHECK(!memcmp(val, &a, 4));                     /* server identifier */
+	REQUIRE(!memcmp(val, &a, 4));                     /* server identifier */
 	return 0;
 }
 
@@ -449,8 +433,8 @@ static int test_dhcp(void)
 {
 	struct net_backend *be = nat_new(NULL);
 
-	CHECK(be);
-	CHECK(!dhcp_exchange(be, "10.0.2.15", "10.0.2.2"));
+	REQUIRE(be);
+	REQUIRE(!dhcp_exchange(be, "10.0.2.15", "10.0.2.2"));
 	be->ops->destroy(be);
 	return 0;
 }
@@ -461,8 +445,8 @@ static int test_dhcp_other_subnet(void)
 					       .fd = -1 };
 	struct net_backend *be = nat_new(&att);
 
-	CHECK(be);
-	CHECK(!dhcp_exchange(be, "192.168.77.15", "192.168.77.2"));
+	REQUIRE(be);
+	REQUIRE(!dhcp_exchange(be, "192.168.77.15", "192.168.77.2"));
 	be->ops->destroy(be);
 	return 0;
 }
@@ -474,24 +458,24 @@ static int test_arp(void)
 	uint8_t f[64];
 	size_t len;
 
-	CHECK(be);
+	REQUIRE(be);
 	len = arp_request(f, "10.0.2.15", "10.0.2.2");
-	CHECK(!send_frame(be, f, len));
+	REQUIRE(!send_frame(be, f, len));
 	/* Replies made during send() arrive through process(), not inside send(). */
-	CHECK(nr_frames == 0);
+	REQUIRE(nr_frames == 0);
 	r = wait_frame(be, is_arp_reply, NULL, 2000);
-	CHECK(r);
-	CHECK(!memcmp(r->data, guest_mac, 6));
-	CHECK(!memcmp(r->data + 22, gw_mac, 6));        /* sender MAC */
-	CHECK(!memcmp(r->data + 28, "\x0a\x00\x02\x02", 4));    /* sender IP */
-	CHECK(!memcmp(r->data + 32, guest_mac, 6));     /* target MAC */
+	REQUIRE(r);
+	REQUIRE(!memcmp(r->data, guest_mac, 6));
+	REQUIRE(!memcmp(r->data + 22, gw_mac, 6));        /* sender MAC */
+	REQUIRE(!memcmp(r->data + 28, "\x0a\x00\x02\x02", 4));    /* sender IP */
+	REQUIRE(!memcmp(r->data + 32, guest_mac, 6));     /* target MAC */
 
 	/* The guest has no receive buffer: the reply is dropped and counted. */
 	reset_frames();
 	rx_full = true;
-	CHECK(!send_frame(be, f, len));
-	CHECK(!wait_frame(be, is_arp_reply, NULL, 200));
-	CHECK(be->dropped == 1);
+	REQUIRE(!send_frame(be, f, len));
+	REQUIRE(!wait_frame(be, is_arp_reply, NULL, 200));
+	REQUIRE(be->dropped == 1);
 	be->ops->destroy(be);
 	return 0;
 }
@@ -501,9 +485,9 @@ static int test_runt(void)
 	struct net_backend *be = nat_new(NULL);
 	uint8_t f[64] = { 0 };
 
-	CHECK(be);
-	CHECK(send_frame(be, f, 12) == -1);
-	CHECK(be->dropped == 1);
+	REQUIRE(be);
+	REQUIRE(send_frame(be, f, 12) == -1);
+	REQUIRE(be->dropped == 1);
 	be->ops->destroy(be);
 	return 0;
 }
@@ -522,20 +506,20 @@ static int test_udp_to_host(void)
 	ssize_t n = -1;
 	size_t len;
 
-	CHECK(be);
-	CHECK(!guest_arp(be));
+	REQUIRE(be);
+	REQUIRE(!guest_arp(be));
 	len = udp_frame(f, gw_mac, "10.0.2.15", "10.0.2.2", 5555, port, "ping", 4);
-	CHECK(!send_frame(be, f, len));
+	REQUIRE(!send_frame(be, f, len));
 	/* slirp sends from its own socket right away; no loop round needed. */
 	for (int i = 0; i < 100 && n < 0; i++) {
 		n = recvfrom(s, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
 		if (n < 0)
 			io_round(be, 10);
 	}
-	CHECK(n == 4 && !memcmp(buf, "ping", 4));
-	CHECK(from.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
-	CHECK(sendto(s, "pong", 4, 0, (struct sockaddr *)&from, flen) == 4);
-	CHECK(wait_frame(be, is_udp_to, &m, 2000));
+	REQUIRE(n == 4 && !memcmp(buf, "ping", 4));
+	REQUIRE(from.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+	REQUIRE(sendto(s, "pong", 4, 0, (struct sockaddr *)&from, flen) == 4);
+	REQUIRE(wait_frame(be, is_udp_to, &m, 2000));
 	be->ops->destroy(be);
 	close(s);
 	return 0;
@@ -554,19 +538,19 @@ static int test_tcp_to_host(void)
 	size_t len, ihl;
 	uint32_t isn;
 
-	CHECK(be);
-	CHECK(!guest_arp(be));
+	REQUIRE(be);
+	REQUIRE(!guest_arp(be));
 	len = tcp_frame(f, "10.0.2.15", "10.0.2.2", 40000, port, 1000, 0, 0x02, NULL);
-	CHECK(!send_frame(be, f, len));
+	REQUIRE(!send_frame(be, f, len));
 	/* The SYN|ACK comes once the host accepted (slirp waits for EPOLLOUT). */
-	CHECK((r = wait_frame(be, is_tcp_to, &m, 2000)));
+	REQUIRE((r = wait_frame(be, is_tcp_to, &m, 2000)));
 	c = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	CHECK(c >= 0);
+	REQUIRE(c >= 0);
 	ihl = (r->data[14] & 15) * 4;
 	tcp = r->data + 14 + ihl;
 	isn = (uint32_t)get16(tcp + 4) << 16 | get16(tcp + 6);
 	len = tcp_frame(f, "10.0.2.15", "10.0.2.2", 40000, port, 1001, isn + 1, 0x10, NULL);
-	CHECK(!send_frame(be, f, len));
+	REQUIRE(!send_frame(be, f, len));
 
 	/*
 	 * The host closes; before slirp notices, the guest sends twice: the
@@ -577,10 +561,10 @@ static int test_tcp_to_host(void)
 	c = -1;
 	usleep(20000);
 	len = tcp_frame(f, "10.0.2.15", "10.0.2.2", 40000, port, 1001, isn + 1, 0x18, "a");
-	CHECK(!send_frame(be, f, len));
+	REQUIRE(!send_frame(be, f, len));
 	usleep(20000);
 	len = tcp_frame(f, "10.0.2.15", "10.0.2.2", 40000, port, 1002, isn + 1, 0x18, "b");
-	CHECK(!send_frame(be, f, len));
+	REQUIRE(!send_frame(be, f, len));
 	for (int i = 0; i < 5; i++)
 		io_round(be, 10);
 	be->ops->destroy(be);
@@ -601,16 +585,16 @@ static int test_tcp_forward(void)
 	uint16_t port;
 	int c;
 
-	CHECK(be);
-	CHECK(!guest_arp(be));
+	REQUIRE(be);
+	REQUIRE(!guest_arp(be));
 	close(tcp_listener(&port));
 	fw.host_port = port;
-	CHECK(!be->ops->add_forward(be, &fw, &err));
+	REQUIRE(!be->ops->add_forward(be, &fw, &err));
 	c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	CHECK(c >= 0);
+	REQUIRE(c >= 0);
 	to.sin_port = htons(port);
-	CHECK(!connect(c, (struct sockaddr *)&to, sizeof(to)) || errno == EINPROGRESS);
-	CHECK(wait_frame(be, is_tcp_to, &m, 2000));
+	REQUIRE(!connect(c, (struct sockaddr *)&to, sizeof(to)) || errno == EINPROGRESS);
+	REQUIRE(wait_frame(be, is_tcp_to, &m, 2000));
 	close(c);
 	be->ops->destroy(be);
 	return 0;
@@ -629,24 +613,24 @@ static int test_forward(void)
 	uint16_t port;
 	int s = udp_socket(&port);
 
-	CHECK(be);
-	CHECK(!guest_arp(be));
+	REQUIRE(be);
+	REQUIRE(!guest_arp(be));
 	fw.host_port = free_udp_port();
-	CHECK(!be->ops->add_forward(be, &fw, &err));
+	REQUIRE(!be->ops->add_forward(be, &fw, &err));
 	to.sin_port = htons(fw.host_port);
-	CHECK(sendto(s, "hello", 5, 0, (struct sockaddr *)&to, sizeof(to)) == 5);
-	CHECK(wait_frame(be, is_udp_to, &m, 2000));
+	REQUIRE(sendto(s, "hello", 5, 0, (struct sockaddr *)&to, sizeof(to)) == 5);
+	REQUIRE(wait_frame(be, is_udp_to, &m, 2000));
 
-	CHECK(!be->ops->remove_forward(be, &fw, &err));
+	REQUIRE(!be->ops->remove_forward(be, &fw, &err));
 	reset_frames();
 	m.payload = (const uint8_t *)"again";
 	sendto(s, "again", 5, 0, (struct sockaddr *)&to, sizeof(to));  /* may succeed */
-	CHECK(!wait_frame(be, is_udp_to, &m, 300));
+	REQUIRE(!wait_frame(be, is_udp_to, &m, 300));
 
 	/* Removing it twice names it. */
-	CHECK(be->ops->remove_forward(be, &fw, &err) == -1);
-	CHECK(keel_error_get_code(err) == KEEL_ERR_NOT_FOUND);
-	CHECK(strstr(keel_error_get_message(err), "udp 127.0.0.1"));
+	REQUIRE(be->ops->remove_forward(be, &fw, &err) == -1);
+	REQUIRE(keel_error_get_code(err) == KEEL_ERR_NOT_FOUND);
+	REQUIRE(strstr(keel_error_get_message(err), "udp 127.0.0.1"));
 	keel_error_free(err);
 	be->ops->destroy(be);
 	close(s);
@@ -670,18 +654,18 @@ static int test_forward_in_use(void)
 
 	/* At creation. */
 	be = net_slirp_create(vm, "virtio-net0", &att, guest_mac, &err);
-	CHECK(!be);
-	CHECK(err);
-	CHECK(strstr(keel_error_get_message(err), want));
-	CHECK(strstr(keel_error_get_message(err), "in use"));
+	REQUIRE(!be);
+	REQUIRE(err);
+	REQUIRE(strstr(keel_error_get_message(err), want));
+	REQUIRE(strstr(keel_error_get_message(err), "in use"));
 	keel_error_free(err);
 	err = NULL;
 
 	/* While running. */
 	be = nat_new(NULL);
-	CHECK(be);
-	CHECK(be->ops->add_forward(be, &fw, &err) == -1);
-	CHECK(strstr(keel_error_get_message(err), want));
+	REQUIRE(be);
+	REQUIRE(be->ops->add_forward(be, &fw, &err) == -1);
+	REQUIRE(strstr(keel_error_get_message(err), want));
 	keel_error_free(err);
 	be->ops->destroy(be);
 	close(s);
@@ -694,18 +678,16 @@ static int test_small_subnet(void)
 					       .fd = -1 };
 	keel_error *err = NULL;
 
-	CHECK(!net_slirp_create(vm, "virtio-net0", &att, guest_mac, &err));
-	CHECK(keel_error_get_code(err) == KEEL_ERR_INVALID);
-	CHECK(strstr(keel_error_get_message(err), "10.9.0.0/28"));
+	REQUIRE(!net_slirp_create(vm, "virtio-net0", &att, guest_mac, &err));
+	REQUIRE(keel_error_get_code(err) == KEEL_ERR_INVALID);
+	REQUIRE(strstr(keel_error_get_message(err), "10.9.0.0/28"));
 	keel_error_free(err);
 	return 0;
 }
 
 int main(void)
 {
-	vm = calloc(1, sizeof(*vm));
-	if (!vm)
-		return 1;
+	vm = fake_vm_new(&(struct fake_vm_opts){ 0 });
 	att_default.kind = NET_NAT;
 	att_default.fd = -1;
 
@@ -719,6 +701,6 @@ int main(void)
 	RUN(test_tcp_forward);
 	RUN(test_forward_in_use);
 	RUN(test_small_subnet);
-	free(vm);
+	fake_vm_free(vm);
 	return 0;
 }

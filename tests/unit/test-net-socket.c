@@ -25,6 +25,7 @@
 #include "core/vm.h"
 #include "net/backend.h"
 #include "check.h"
+#include "fakevm.h"
 
 static struct keel_vm *vm;
 static int warnings;
@@ -402,7 +403,7 @@ static int tap_child(void)
 
 static void test_tap(void)
 {
-	int status;
+	int status = 0;
 	pid_t pid;
 
 	if (access("/dev/net/tun", R_OK | W_OK) != 0 || geteuid() != 0) {
@@ -419,13 +420,11 @@ static void test_tap(void)
 
 int main(void)
 {
-	vm = calloc(1, sizeof(*vm));
-	vm->cfg.log_cb = log_cb;
-	vm->cfg.log_level = KEEL_LOG_DEBUG;
+	vm = fake_vm_new(&(struct fake_vm_opts){ .log_cb = log_cb });
 	test_dgram();
 	test_stream();
 	test_unix();
 	test_tap();
-	free(vm);
+	fake_vm_free(vm);
 	return test_exit();
 }

@@ -9,64 +9,15 @@
 #include "core/loop.h"
 #include "core/vm.h"
 #include "dev/legacy.h"
-
-#define CHECK(cond)                                                             \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,  \
-				__LINE__, #cond);                               \
-			return 1;                                               \
-		}                                                               \
-	} while (0)
-
-#define RUN(test)                                                               \
-	do {                                                                    \
-		if (test()) {                                                   \
-			fprintf(stderr, "FAIL %s\n", #test);                    \
-			return 1;                                               \
-		}                                                               \
-		printf("ok %s\n", #test);                                       \
-	} while (0)
+#include "check.h"
+#include "fakevm.h"
 
 #define MIB (1ULL << 20)
 
 static struct keel_vm *fake_vm(uint64_t mem_size)
 {
-	struct keel_vm *vm = calloc(1, sizeof(*vm));
-	keel_error *err = NULL;
-
-	if (!vm)
-		exit(1);
-	vm->kvm.sys_fd = -1;
-	vm->kvm.vm_fd = -1;
-	vm->control_fd = -1;
-	vm->state_fd = -1;
-	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->cond, NULL);
-	vm->pio = bus_new("pio", NULL);
-	vm->loop = loop_new(NULL);
-	if (!vm->pio || !vm->loop || loop_start(vm->loop, NULL) ||
-	    mem_init(&vm->mem, mem_size, false, &err) || rtc_create(vm, &err)) {
-		fprintf(stderr, "cannot build the fake VM: %s\n", keel_error_get_message(err));
-		exit(1);
-	}
-	return vm;
-}
-
-static void fake_vm_free(struct keel_vm *vm)
-{
-	while (vm->devs) {
-		struct vdev *d = vm->devs;
-
-		vm->devs = d->next;
-		d->destroy(d);
-	}
-	loop_free(vm->loop);
-	bus_free(vm->pio);
-	mem_fini(&vm->mem);
-	pthread_cond_destroy(&vm->cond);
-	pthread_mutex_destroy(&vm->lock);
-	free(vm);
+	return fake_vm_new(&(struct fake_vm_opts){ .flags = FAKE_VM_PIO | FAKE_VM_LOOP,
+						   .mem_size = mem_size, .create = rtc_create });
 }
 
 static struct keel_vm *vm;
@@ -150,27 +101,27 @@ static int close_to(time_t a, time_t b)
 static int test_registers(void)
 {
 	vm = fake_vm(128 * MIB);
-	CHECK((cmos_read(0x0a) & 0x7f) == 0x26);
-	CHECK(cmos_read(0x0b) == 0x02);         /* 24h (Linux needs it), BCD */
-	CHECK(cmos_read(0x0d) == 0x80);
-	CHECK(!(cmos_read(0x0d) & 0x40));       /* rtc_cmos "not accessible" test */
+	REQUIRE((cmos_read(0x0a) & 0x7f) == 0x26);
+	REQUIRE(cmos_read(0x0b) == 0x02);         /* 24h (Linux needs it), BCD */
+	REQUIRE(cmos_read(0x0d) == 0x80);
+	REQUIRE(!(cmos_read(0x0d) & 0x40));       /* rtc_cmos "not accessible" test */
 	cmos_write(0x0d, 0);
-	CHECK(cmos_read(0x0d) == 0x80);
+	REQUIRE(cmos_read(0x0d) == 0x80);
 	cmos_write(0x0a, 0xa6);                 /* UIP is read-only */
-	CHECK((cmos_read(0x0a) & 0x7f) == 0x26);
+	REQUIRE((cmos_read(0x0a) & 0x7f) == 0x26);
 	/* The index port is write-only; NVRAM bytes keep what is written. */
 	{
 		uint8_t v = 0;
 
 		bus_access(vm->pio, 0x70, &v, 1, false);
-		CHECK(v == 0xff);
+		REQUIRE(v == 0xff);
 	}
 	cmos_write(0x40, 0x5a);
 	cmos_write(0x7f, 0xa5);
-	CHECK(cmos_read(0x40) == 0x5a);
-	CHECK(cmos_read(0x7f) == 0xa5);
+	REQUIRE(cmos_read(0x40) == 0x5a);
+	REQUIRE(cmos_read(0x7f) == 0xa5);
 	cmos_write(0x80 | 0x41, 0x33);          /* bit 7: NMI mask, not index */
-	CHECK(cmos_read(0x41) == 0x33);
+	REQUIRE(cmos_read(0x41) == 0x33);
 	fake_vm_free(vm);
 	return 0;
 }
@@ -181,25 +132,25 @@ static int test_time_formats(void)
 
 	vm = fake_vm(128 * MIB);
 	t = rtc_time();
-	CHECK(t != -1 && close_to(t, time(NULL)));
+	REQUIRE(t != -1 && close_to(t, time(NULL)));
 	/* Day of week agrees (BCD, Sunday = 1). */
 	{
 		struct tm tm;
 		time_t now = time(NULL);
 
 		gmtime_r(&now, &tm);
-		CHECK(bcd(cmos_read(0x06)) == tm.tm_wday + 1 || tm.tm_hour == 0);
+		REQUIRE(bcd(cmos_read(0x06)) == tm.tm_wday + 1 || tm.tm_hour == 0);
 	}
 	cmos_write(0x0b, 0x06);                 /* binary, 24h */
 	t = rtc_time();
-	CHECK(t != -1 && close_to(t, time(NULL)));
-	CHECK(cmos_read(0x32) == 20 || cmos_read(0x32) == 21);
+	REQUIRE(t != -1 && close_to(t, time(NULL)));
+	REQUIRE(cmos_read(0x32) == 20 || cmos_read(0x32) == 21);
 	cmos_write(0x0b, 0x04);                 /* binary, 12h */
 	t = rtc_time();
-	CHECK(t != -1 && close_to(t, time(NULL)));
+	REQUIRE(t != -1 && close_to(t, time(NULL)));
 	cmos_write(0x0b, 0x00);                 /* BCD, 12h */
 	t = rtc_time();
-	CHECK(t != -1 && close_to(t, time(NULL)));
+	REQUIRE(t != -1 && close_to(t, time(NULL)));
 	fake_vm_free(vm);
 	return 0;
 }
@@ -218,35 +169,35 @@ static int test_set_time(void)
 	cmos_write(0x02, 0x00);
 	cmos_write(0x00, 0x00);
 	cmos_write(0x32, 0x20);
-	CHECK(!(cmos_read(0x0a) & 0x80));       /* no UIP while SET */
-	CHECK(cmos_read(0x09) == 0x01);         /* frozen */
+	REQUIRE(!(cmos_read(0x0a) & 0x80));       /* no UIP while SET */
+	REQUIRE(cmos_read(0x09) == 0x01);         /* frozen */
 	cmos_write(0x0b, 0x02);
 	t = rtc_time();
-	CHECK(t != -1 && close_to(t, want));
+	REQUIRE(t != -1 && close_to(t, want));
 	/* The offset keeps running with the host clock. */
 	sleep(1);
 	t = rtc_time();
-	CHECK(t > want && close_to(t, want + 1));
+	REQUIRE(t > want && close_to(t, want + 1));
 
 	/* Changing the format while frozen converts the frozen time. */
 	cmos_write(0x0b, 0x82);
 	cmos_write(0x0b, 0x86);
-	CHECK(cmos_read(0x09) == 1 && cmos_read(0x08) == 1 && cmos_read(0x32) == 20);
+	REQUIRE(cmos_read(0x09) == 1 && cmos_read(0x08) == 1 && cmos_read(0x32) == 20);
 	cmos_write(0x0b, 0x06);
 	t = rtc_time();
-	CHECK(t != -1 && close_to(t, want + 1));
+	REQUIRE(t != -1 && close_to(t, want + 1));
 
 	/* Writing one field of the running clock moves it. */
 	cmos_write(0x09, 11);                   /* binary: year 2011 */
 	t = rtc_time();
-	CHECK(t != -1 && close_to(t, want + 1 + 315532800));
+	REQUIRE(t != -1 && close_to(t, want + 1 + 315532800));
 
 	/* The offset survives a reset; the control registers do not. */
 	cmos_write(0x0b, 0x06 | 0x40);
 	vm->devs->reset(vm->devs);
-	CHECK(cmos_read(0x0b) == 0x02);
+	REQUIRE(cmos_read(0x0b) == 0x02);
 	t = rtc_time();
-	CHECK(t != -1 && close_to(t, want + 1 + 315532800));
+	REQUIRE(t != -1 && close_to(t, want + 1 + 315532800));
 	fake_vm_free(vm);
 	return 0;
 }
@@ -259,19 +210,19 @@ static int test_flags(void)
 	/* Register C: read clears. Periodic at 2 Hz, no interrupt enabled. */
 	cmos_write(0x0a, 0x2f);
 	cmos_read(0x0c);
-	CHECK((cmos_read(0x0c) & 0xc0) == 0);
+	REQUIRE((cmos_read(0x0c) & 0xc0) == 0);
 	usleep(600000);
 	c = cmos_read(0x0c);
-	CHECK(c & 0x40);                        /* PF */
-	CHECK(!(c & 0x80));                     /* no IRQF: PIE off */
-	CHECK(!(cmos_read(0x0c) & 0x40));
+	REQUIRE(c & 0x40);                        /* PF */
+	REQUIRE(!(c & 0x80));                     /* no IRQF: PIE off */
+	REQUIRE(!(cmos_read(0x0c) & 0x40));
 
 	/* Periodic interrupt enabled: PF and IRQF from the timer. */
 	cmos_write(0x0a, 0x26);                 /* 1024 Hz */
 	cmos_write(0x0b, 0x02 | 0x40);
 	usleep(20000);
 	c = cmos_read(0x0c);
-	CHECK((c & 0xc0) == 0xc0);
+	REQUIRE((c & 0xc0) == 0xc0);
 	cmos_write(0x0b, 0x02);
 
 	/* Update-ended interrupt. */
@@ -279,10 +230,10 @@ static int test_flags(void)
 	cmos_write(0x0b, 0x02 | 0x10);
 	usleep(1100000);
 	c = cmos_read(0x0c);
-	CHECK((c & 0x90) == 0x90);
+	REQUIRE((c & 0x90) == 0x90);
 	/* SET clears UIE. */
 	cmos_write(0x0b, 0x02 | 0x10 | 0x80);
-	CHECK(cmos_read(0x0b) == 0x82);
+	REQUIRE(cmos_read(0x0b) == 0x82);
 	cmos_write(0x0b, 0x02);
 
 	/* Alarm: any second/minute/hour matches at the next update. */
@@ -293,8 +244,8 @@ static int test_flags(void)
 	cmos_write(0x0b, 0x02 | 0x20);
 	usleep(1100000);
 	c = cmos_read(0x0c);
-	CHECK((c & 0xa0) == 0xa0);
-	CHECK(!(cmos_read(0x0c) & 0x80));
+	REQUIRE((c & 0xa0) == 0xa0);
+	REQUIRE(!(cmos_read(0x0c) & 0x80));
 	cmos_write(0x0b, 0x02);
 	fake_vm_free(vm);
 	return 0;
@@ -308,26 +259,26 @@ static unsigned int rd16(uint8_t idx)
 static int test_nvram_memory(void)
 {
 	vm = fake_vm(128 * MIB);
-	CHECK(rd16(0x15) == 640);
-	CHECK(rd16(0x17) == 0xffff);            /* 127 MiB in KiB, capped */
-	CHECK(rd16(0x30) == 0xffff);
-	CHECK(rd16(0x34) == (128 - 16) * 16);   /* 64 KiB units */
-	CHECK(cmos_read(0x5b) == 0 && cmos_read(0x5c) == 0 && cmos_read(0x5d) == 0);
+	REQUIRE(rd16(0x15) == 640);
+	REQUIRE(rd16(0x17) == 0xffff);            /* 127 MiB in KiB, capped */
+	REQUIRE(rd16(0x30) == 0xffff);
+	REQUIRE(rd16(0x34) == (128 - 16) * 16);   /* 64 KiB units */
+	REQUIRE(cmos_read(0x5b) == 0 && cmos_read(0x5c) == 0 && cmos_read(0x5d) == 0);
 	fake_vm_free(vm);
 
 	vm = fake_vm(20 * MIB);
-	CHECK(rd16(0x17) == 19 * 1024);
-	CHECK(rd16(0x30) == 19 * 1024);
-	CHECK(rd16(0x34) == 4 * 16);
+	REQUIRE(rd16(0x17) == 19 * 1024);
+	REQUIRE(rd16(0x30) == 19 * 1024);
+	REQUIRE(rd16(0x34) == 4 * 16);
 	fake_vm_free(vm);
 
 	vm = fake_vm(5ULL << 30);               /* 3 GiB below the hole, 2 GiB above 4 GiB */
-	CHECK(rd16(0x15) == 640);
-	CHECK(rd16(0x17) == 0xffff);
-	CHECK(rd16(0x34) == (3 * 1024 - 16) * 16);
-	CHECK(cmos_read(0x5b) == 0x00);
-	CHECK(cmos_read(0x5c) == 0x80);         /* 2 GiB = 0x8000 * 64 KiB */
-	CHECK(cmos_read(0x5d) == 0x00);
+	REQUIRE(rd16(0x15) == 640);
+	REQUIRE(rd16(0x17) == 0xffff);
+	REQUIRE(rd16(0x34) == (3 * 1024 - 16) * 16);
+	REQUIRE(cmos_read(0x5b) == 0x00);
+	REQUIRE(cmos_read(0x5c) == 0x80);         /* 2 GiB = 0x8000 * 64 KiB */
+	REQUIRE(cmos_read(0x5d) == 0x00);
 	fake_vm_free(vm);
 	return 0;
 }

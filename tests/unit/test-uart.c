@@ -13,24 +13,8 @@
 #include "core/loop.h"
 #include "core/vm.h"
 #include "dev/legacy.h"
-
-#define CHECK(cond)                                                             \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,  \
-				__LINE__, #cond);                               \
-			return 1;                                               \
-		}                                                               \
-	} while (0)
-
-#define RUN(test)                                                               \
-	do {                                                                    \
-		if (test()) {                                                   \
-			fprintf(stderr, "FAIL %s\n", #test);                    \
-			return 1;                                               \
-		}                                                               \
-		printf("ok %s\n", #test);                                       \
-	} while (0)
+#include "check.h"
+#include "fakevm.h"
 
 #define COM1 0x3f8
 #define RBR 0
@@ -48,55 +32,13 @@
 
 static struct keel_vm *fake_vm(void)
 {
-	struct keel_vm *vm = calloc(1, sizeof(*vm));
-
-	if (!vm)
-		return NULL;
-	vm->kvm.sys_fd = -1;
-	vm->kvm.vm_fd = -1;
-	vm->control_fd = -1;
-	vm->state_fd = -1;
-	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->cond, NULL);
-	vm->pio = bus_new("pio", NULL);
-	vm->loop = loop_new(NULL);
-	if (!vm->pio || !vm->loop || loop_start(vm->loop, NULL)) {
-		fprintf(stderr, "cannot build the fake VM\n");
-		exit(1);
-	}
-	return vm;
-}
-
-static void fake_vm_free(struct keel_vm *vm)
-{
-	while (vm->devs) {
-		struct vdev *d = vm->devs;
-
-		vm->devs = d->next;
-		d->destroy(d);
-	}
-	loop_free(vm->loop);
-	bus_free(vm->pio);
-	keel_error_free(vm->stop_err);
-	pthread_cond_destroy(&vm->cond);
-	pthread_mutex_destroy(&vm->lock);
-	free(vm);
+	return fake_vm_new(&(struct fake_vm_opts){ .flags = FAKE_VM_PIO | FAKE_VM_LOOP });
 }
 
 static struct keel_vm *vm;
 
-static uint8_t inb(uint16_t port)
-{
-	uint8_t v = 0;
-
-	bus_access(vm->pio, port, &v, 1, false);
-	return v;
-}
-
-static void outb(uint16_t port, uint8_t v)
-{
-	bus_access(vm->pio, port, &v, 1, true);
-}
+#define inb(port) fake_vm_inb(vm, port)
+#define outb(port, v) fake_vm_outb(vm, port, v)
 
 static uint8_t rd(int reg)
 {
@@ -128,64 +70,64 @@ static int test_create_errors(void)
 	keel_error *err = NULL;
 
 	vm = fake_vm();
-	CHECK(uart_create(vm, 4, &att, &err) == -1);
-	CHECK(err && keel_error_get_code(err) == KEEL_ERR_INVALID);
+	REQUIRE(uart_create(vm, 4, &att, &err) == -1);
+	REQUIRE(err && keel_error_get_code(err) == KEEL_ERR_INVALID);
 	keel_error_free(err);
 	err = NULL;
-	CHECK(uart_create(vm, 1, &att, &err) == 0);
-	CHECK(uart_create(vm, 1, &att, &err) == -1);      /* ports taken */
-	CHECK(err != NULL);
+	REQUIRE(uart_create(vm, 1, &att, &err) == 0);
+	REQUIRE(uart_create(vm, 1, &att, &err) == -1);      /* ports taken */
+	REQUIRE(err != NULL);
 	keel_error_free(err);
 	/* COM2 is at 0x2f8. */
 	outb(0x2f8 + SCR, 0x3c);
-	CHECK(inb(0x2f8 + SCR) == 0x3c);
-	CHECK(inb(0x3f8 + SCR) == 0xff);                  /* unclaimed */
+	REQUIRE(inb(0x2f8 + SCR) == 0x3c);
+	REQUIRE(inb(0x3f8 + SCR) == 0xff);                  /* unclaimed */
 	fake_vm_free(vm);
 	return 0;
 }
 
 static int test_power_on(void)
 {
-	CHECK(new_uart(-1, -1) == 0);
-	CHECK(rd(IER) == 0);
-	CHECK(rd(IIR) == 0x01);
-	CHECK(rd(LCR) == 0);
-	CHECK(rd(MCR) == 0);
-	CHECK(rd(LSR) == 0x60);
-	CHECK(rd(MSR) == 0xb0);
-	CHECK(rd(SCR) == 0);
+	REQUIRE(new_uart(-1, -1) == 0);
+	REQUIRE(rd(IER) == 0);
+	REQUIRE(rd(IIR) == 0x01);
+	REQUIRE(rd(LCR) == 0);
+	REQUIRE(rd(MCR) == 0);
+	REQUIRE(rd(LSR) == 0x60);
+	REQUIRE(rd(MSR) == 0xb0);
+	REQUIRE(rd(SCR) == 0);
 	fake_vm_free(vm);
 	return 0;
 }
 
 static int test_scratch_dlab(void)
 {
-	CHECK(new_uart(-1, -1) == 0);
+	REQUIRE(new_uart(-1, -1) == 0);
 	wr(SCR, 0x5a);
-	CHECK(rd(SCR) == 0x5a);
+	REQUIRE(rd(SCR) == 0x5a);
 	wr(SCR, 0xa5);
-	CHECK(rd(SCR) == 0xa5);
+	REQUIRE(rd(SCR) == 0xa5);
 	/* IER: only the low nibble exists (Linux's XScale UUE test). */
 	wr(IER, 0xff);
-	CHECK(rd(IER) == 0x0f);
+	REQUIRE(rd(IER) == 0x0f);
 	wr(IER, 0);
-	CHECK(rd(IER) == 0);
+	REQUIRE(rd(IER) == 0);
 	/* Divisor latch behind DLAB. */
 	wr(LCR, 0x80);
 	wr(DLL, 0x01);
 	wr(DLM, 0x02);
-	CHECK(rd(DLL) == 0x01);
-	CHECK(rd(DLM) == 0x02);
-	CHECK(rd(LCR) == 0x80);
+	REQUIRE(rd(DLL) == 0x01);
+	REQUIRE(rd(DLM) == 0x02);
+	REQUIRE(rd(LCR) == 0x80);
 	wr(LCR, 0x03);
-	CHECK(rd(LCR) == 0x03);
-	CHECK(rd(IER) == 0);
+	REQUIRE(rd(LCR) == 0x03);
+	REQUIRE(rd(IER) == 0);
 	wr(LCR, 0x83);
-	CHECK(rd(DLL) == 0x01 && rd(DLM) == 0x02);
+	REQUIRE(rd(DLL) == 0x01 && rd(DLM) == 0x02);
 	/* Linux's divisor id probe reads 0 back after writing 0. */
 	wr(DLL, 0);
 	wr(DLM, 0);
-	CHECK(rd(DLL) == 0 && rd(DLM) == 0);
+	REQUIRE(rd(DLL) == 0 && rd(DLM) == 0);
 	wr(LCR, 0x03);
 	fake_vm_free(vm);
 	return 0;
@@ -196,34 +138,34 @@ static int test_linux_autoconfig(void)
 {
 	uint8_t scratch, scratch2, scratch3, save_lcr, save_mcr, status1, status2;
 
-	CHECK(new_uart(-1, -1) == 0);
+	REQUIRE(new_uart(-1, -1) == 0);
 	scratch = rd(IER);
 	wr(IER, 0);
 	scratch2 = rd(IER) & 0x0f;
 	wr(IER, 0x0f);
 	scratch3 = rd(IER) & 0x0f;
 	wr(IER, scratch);
-	CHECK(scratch2 == 0 && scratch3 == 0x0f);
+	REQUIRE(scratch2 == 0 && scratch3 == 0x0f);
 
 	save_mcr = rd(MCR);
 	save_lcr = rd(LCR);
 	wr(MCR, 0x10 | 0x0a);
 	status1 = rd(MSR) & 0xf0;
 	wr(MCR, save_mcr);
-	CHECK(status1 == 0x90);
+	REQUIRE(status1 == 0x90);
 
 	wr(LCR, 0xbf);          /* UART_LCR_CONF_MODE_B */
 	wr(IIR, 0);             /* EFR on a 16650: FCR here */
 	wr(LCR, 0);
 	wr(FCR, 0x01);
 	scratch = rd(IIR) >> 6;
-	CHECK(scratch == 3);    /* 16550A */
+	REQUIRE(scratch == 3);    /* 16550A */
 
 	/* autoconfig_16550a(): no EFR (offset 2 reads IIR, nonzero). */
 	wr(LCR, 0x80);
-	CHECK(rd(IIR) != 0);
+	REQUIRE(rd(IIR) != 0);
 	wr(LCR, 0xbf);
-	CHECK(rd(IIR) != 0);
+	REQUIRE(rd(IIR) != 0);
 	/* Not a TI16750: IIR bit 5 never set. */
 	wr(LCR, 0);
 	wr(FCR, 0x01 | 0x20);
@@ -234,121 +176,121 @@ static int test_linux_autoconfig(void)
 	status2 = rd(IIR) & (0x20 | 0xc0);
 	wr(FCR, 0x01);
 	wr(LCR, 0);
-	CHECK(status1 == 0xc0 && status2 == 0xc0);
+	REQUIRE(status1 == 0xc0 && status2 == 0xc0);
 	/* Not XScale: IER bit 6 does not stick. */
 	wr(IER, 0x40);
-	CHECK(!(rd(IER) & 0x40));
+	REQUIRE(!(rd(IER) & 0x40));
 	wr(IER, 0);
 
 	wr(LCR, save_lcr);
 	/* Loopback with every modem line: MSR 0xf0. */
 	wr(MCR, 0x1f);
-	CHECK((rd(MSR) & 0xf0) == 0xf0);
+	REQUIRE((rd(MSR) & 0xf0) == 0xf0);
 	wr(MCR, 0);
-	CHECK((rd(MSR) & 0xf0) == 0xb0);
+	REQUIRE((rd(MSR) & 0xf0) == 0xb0);
 	fake_vm_free(vm);
 	return 0;
 }
 
 static int test_fifo_iir(void)
 {
-	CHECK(new_uart(-1, -1) == 0);
-	CHECK((rd(IIR) & 0xc0) == 0);
+	REQUIRE(new_uart(-1, -1) == 0);
+	REQUIRE((rd(IIR) & 0xc0) == 0);
 	wr(FCR, 0x01);
-	CHECK(rd(IIR) == 0xc1);
+	REQUIRE(rd(IIR) == 0xc1);
 	wr(FCR, 0x00);
-	CHECK(rd(IIR) == 0x01);
+	REQUIRE(rd(IIR) == 0x01);
 
 	/* THR empty interrupt: raised by enabling it, acked by reading IIR. */
 	wr(IER, 0x02);
-	CHECK(rd(IIR) == 0x02);
-	CHECK(rd(IIR) == 0x01);
+	REQUIRE(rd(IIR) == 0x02);
+	REQUIRE(rd(IIR) == 0x01);
 	wr(MCR, 0x10);          /* loopback: THR goes to RBR */
 	wr(THR, 'a');
-	CHECK(rd(IIR) == 0x02); /* THR emptied again */
-	CHECK(rd(IIR) == 0x01);
+	REQUIRE(rd(IIR) == 0x02); /* THR emptied again */
+	REQUIRE(rd(IIR) == 0x01);
 	/* Re-enabling THRI re-raises it (Linux's UART_BUG_THRE test). */
 	wr(IER, 0);
 	wr(IER, 0x02);
-	CHECK(rd(IIR) == 0x02);
+	REQUIRE(rd(IIR) == 0x02);
 	wr(IER, 0);
-	CHECK(rd(RBR) == 'a');
+	REQUIRE(rd(RBR) == 'a');
 
 	/* Received data: RDI without FIFO. */
 	wr(IER, 0x01);
-	CHECK(rd(IIR) == 0x01);
+	REQUIRE(rd(IIR) == 0x01);
 	wr(THR, 'b');
-	CHECK(rd(LSR) & 0x01);
-	CHECK(rd(IIR) == 0x04);
-	CHECK(rd(RBR) == 'b');
-	CHECK(rd(IIR) == 0x01);
-	CHECK(!(rd(LSR) & 0x01));
+	REQUIRE(rd(LSR) & 0x01);
+	REQUIRE(rd(IIR) == 0x04);
+	REQUIRE(rd(RBR) == 'b');
+	REQUIRE(rd(IIR) == 0x01);
+	REQUIRE(!(rd(LSR) & 0x01));
 
 	/* With the FIFO, below the trigger level it is a timeout (0x0c). */
 	wr(FCR, 0x81);          /* trigger 8 */
 	wr(THR, 'c');
-	CHECK(rd(IIR) == 0xcc);
+	REQUIRE(rd(IIR) == 0xcc);
 	for (int i = 0; i < 7; i++)
 		wr(THR, 'd');
-	CHECK(rd(IIR) == 0xc4);
+	REQUIRE(rd(IIR) == 0xc4);
 	wr(FCR, 0x83);          /* clear RX */
-	CHECK(rd(IIR) == 0xc1);
-	CHECK(!(rd(LSR) & 0x01));
+	REQUIRE(rd(IIR) == 0xc1);
+	REQUIRE(!(rd(LSR) & 0x01));
 
 	/* Receiver line status has the highest priority. */
 	wr(IER, 0x05);
 	wr(FCR, 0x01);          /* trigger 1 */
 	for (int i = 0; i < 17; i++)
 		wr(THR, (uint8_t)i);
-	CHECK(rd(IIR) == 0xc6);
-	CHECK(rd(LSR) == 0x63); /* DR | OE | THRE | TEMT */
-	CHECK(rd(LSR) == 0x61); /* OE cleared by reading */
-	CHECK(rd(IIR) == 0xc4);
+	REQUIRE(rd(IIR) == 0xc6);
+	REQUIRE(rd(LSR) == 0x63); /* DR | OE | THRE | TEMT */
+	REQUIRE(rd(LSR) == 0x61); /* OE cleared by reading */
+	REQUIRE(rd(IIR) == 0xc4);
 
 	/* Modem status interrupt, lowest priority. */
 	wr(FCR, 0x03);
 	wr(IER, 0x08);
-	CHECK(rd(MSR) & 0x0f);  /* deltas of entering loopback */
-	CHECK(rd(IIR) == 0xc1);
+	REQUIRE(rd(MSR) & 0x0f);  /* deltas of entering loopback */
+	REQUIRE(rd(IIR) == 0xc1);
 	wr(MCR, 0x10 | 0x01);   /* DTR -> DSR */
-	CHECK(rd(IIR) == 0xc0);
-	CHECK(rd(MSR) == (0x20 | 0x02));
-	CHECK(rd(IIR) == 0xc1);
+	REQUIRE(rd(IIR) == 0xc0);
+	REQUIRE(rd(MSR) == (0x20 | 0x02));
+	REQUIRE(rd(IIR) == 0xc1);
 	wr(MCR, 0x10 | 0x04);   /* OUT1 -> RI ... */
-	CHECK(rd(MSR) == (0x40 | 0x02));
+	REQUIRE(rd(MSR) == (0x40 | 0x02));
 	wr(MCR, 0x10);          /* ... trailing edge of RI: TERI */
-	CHECK(rd(MSR) == 0x04);
+	REQUIRE(rd(MSR) == 0x04);
 	fake_vm_free(vm);
 	return 0;
 }
 
 static int test_loopback_fifo(void)
 {
-	CHECK(new_uart(-1, -1) == 0);
+	REQUIRE(new_uart(-1, -1) == 0);
 	wr(FCR, 0x07);
 	wr(MCR, 0x10);
 	for (int i = 0; i < 20; i++)
 		wr(THR, (uint8_t)(i + 1));
-	CHECK(rd(LSR) == 0x63);
+	REQUIRE(rd(LSR) == 0x63);
 	for (int i = 0; i < 16; i++) {
-		CHECK(rd(LSR) & 0x01);
-		CHECK(rd(RBR) == i + 1);
+		REQUIRE(rd(LSR) & 0x01);
+		REQUIRE(rd(RBR) == i + 1);
 	}
-	CHECK(rd(LSR) == 0x60);
+	REQUIRE(rd(LSR) == 0x60);
 	/* Without FIFO one byte is held; a second one overruns. */
 	wr(FCR, 0);
 	wr(THR, 'x');
 	wr(THR, 'y');
-	CHECK(rd(LSR) == 0x63);
-	CHECK(rd(RBR) == 'x');
-	CHECK(rd(LSR) == 0x60);
+	REQUIRE(rd(LSR) == 0x63);
+	REQUIRE(rd(RBR) == 'x');
+	REQUIRE(rd(LSR) == 0x60);
 	fake_vm_free(vm);
 	return 0;
 }
 
 static int test_reset(void)
 {
-	CHECK(new_uart(-1, -1) == 0);
+	REQUIRE(new_uart(-1, -1) == 0);
 	wr(IER, 0x0f);
 	wr(FCR, 0xc1);
 	wr(LCR, 0x1b);
@@ -356,13 +298,13 @@ static int test_reset(void)
 	wr(SCR, 0x77);
 	wr(THR, 'z');
 	vm->devs->reset(vm->devs);
-	CHECK(rd(IER) == 0);
-	CHECK(rd(IIR) == 0x01);
-	CHECK(rd(LCR) == 0);
-	CHECK(rd(MCR) == 0);
-	CHECK(rd(LSR) == 0x60);
-	CHECK((rd(MSR) & 0xf0) == 0xb0);
-	CHECK(rd(SCR) == 0);
+	REQUIRE(rd(IER) == 0);
+	REQUIRE(rd(IIR) == 0x01);
+	REQUIRE(rd(LCR) == 0);
+	REQUIRE(rd(MCR) == 0);
+	REQUIRE(rd(LSR) == 0x60);
+	REQUIRE((rd(MSR) & 0xf0) == 0xb0);
+	REQUIRE(rd(SCR) == 0);
 	fake_vm_free(vm);
 	return 0;
 }
@@ -373,19 +315,19 @@ static int test_output(void)
 	char buf[16] = { 0 };
 	const char *msg = "hello\n";
 
-	CHECK(pipe(p) == 0);
-	CHECK(new_uart(-1, p[1]) == 0);
+	REQUIRE(pipe(p) == 0);
+	REQUIRE(new_uart(-1, p[1]) == 0);
 	wr(LCR, 0x03);
 	for (const char *c = msg; *c; c++)
 		wr(THR, (uint8_t)*c);
-	CHECK(read(p[0], buf, sizeof(buf)) == (ssize_t)strlen(msg));
-	CHECK(strcmp(buf, msg) == 0);
+	REQUIRE(read(p[0], buf, sizeof(buf)) == (ssize_t)strlen(msg));
+	REQUIRE(strcmp(buf, msg) == 0);
 	/* Loopback does not send. */
 	wr(MCR, 0x10);
 	wr(THR, 'q');
 	wr(MCR, 0);
 	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	CHECK(read(p[0], buf, sizeof(buf)) == -1 && errno == EAGAIN);
+	REQUIRE(read(p[0], buf, sizeof(buf)) == -1 && errno == EAGAIN);
 	/* A reader that went away: no SIGPIPE, output dropped. */
 	close(p[0]);
 	wr(THR, 'r');
@@ -417,49 +359,49 @@ static int test_input(void)
 	int p[2];
 	char data[100];
 
-	CHECK(pipe(p) == 0);
-	CHECK(new_uart(p[0], -1) == 0);
-	CHECK(write(p[1], "abc", 3) == 3);
-	CHECK(rx_byte() == 'a');
-	CHECK(rx_byte() == 'b');
-	CHECK(rx_byte() == 'c');
+	REQUIRE(pipe(p) == 0);
+	REQUIRE(new_uart(p[0], -1) == 0);
+	REQUIRE(write(p[1], "abc", 3) == 3);
+	REQUIRE(rx_byte() == 'a');
+	REQUIRE(rx_byte() == 'b');
+	REQUIRE(rx_byte() == 'c');
 
 	/* Without FIFO one byte is held at a time: nothing is lost. */
 	for (int i = 0; i < (int)sizeof(data); i++)
 		data[i] = (char)(' ' + i % 90);
-	CHECK(write(p[1], data, 20) == 20);
+	REQUIRE(write(p[1], data, 20) == 20);
 	for (int i = 0; i < 20; i++)
-		CHECK(rx_byte() == data[i]);
+		REQUIRE(rx_byte() == data[i]);
 	usleep(20000);
-	CHECK(!(rd(LSR) & 0x01));
+	REQUIRE(!(rd(LSR) & 0x01));
 
 	/* More than the FIFO holds: the watch pauses and resumes. */
 	wr(FCR, 0x01);
-	CHECK(write(p[1], data, sizeof(data)) == sizeof(data));
+	REQUIRE(write(p[1], data, sizeof(data)) == sizeof(data));
 	usleep(50000);
-	CHECK(rd(LSR) == 0x61);         /* full, but no overrun */
-	CHECK(rd(IIR) == 0xc1);         /* RDI not enabled */
+	REQUIRE(rd(LSR) == 0x61);         /* full, but no overrun */
+	REQUIRE(rd(IIR) == 0xc1);         /* RDI not enabled */
 	wr(IER, 0x01);
-	CHECK(rd(IIR) == 0xc4);
+	REQUIRE(rd(IIR) == 0xc4);
 	wr(IER, 0);
 	for (int i = 0; i < (int)sizeof(data); i++)
-		CHECK(rx_byte() == data[i]);
+		REQUIRE(rx_byte() == data[i]);
 	usleep(20000);
-	CHECK(!(rd(LSR) & 0x01));
+	REQUIRE(!(rd(LSR) & 0x01));
 
 	/* Loopback disconnects input. */
 	wr(MCR, 0x10);
-	CHECK(write(p[1], "L", 1) == 1);
+	REQUIRE(write(p[1], "L", 1) == 1);
 	usleep(50000);
-	CHECK(!(rd(LSR) & 0x01));
+	REQUIRE(!(rd(LSR) & 0x01));
 	wr(MCR, 0);
-	CHECK(rx_byte() == 'L');
+	REQUIRE(rx_byte() == 'L');
 
 	/*
 	 * End of input while the FIFO is full: the bytes left in the pipe are
 	 * still delivered, then the watch stops and the device keeps working.
 	 */
-	CHECK(write(p[1], data, 40) == 40);
+	REQUIRE(write(p[1], data, 40) == 40);
 	close(p[1]);
 	usleep(20000);
 	{
@@ -469,15 +411,15 @@ static int test_input(void)
 		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 		usleep(100000);
 		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
-		CHECK((c1.tv_sec - c0.tv_sec) * 1000000000L + (c1.tv_nsec - c0.tv_nsec) < 50000000L);
+		REQUIRE((c1.tv_sec - c0.tv_sec) * 1000000000L + (c1.tv_nsec - c0.tv_nsec) < 50000000L);
 	}
-	CHECK(rd(LSR) == 0x61);
+	REQUIRE(rd(LSR) == 0x61);
 	for (int i = 0; i < 40; i++)
-		CHECK(rx_byte() == data[i]);
+		REQUIRE(rx_byte() == data[i]);
 	usleep(50000);
-	CHECK(!(rd(LSR) & 0x01));
+	REQUIRE(!(rd(LSR) & 0x01));
 	wr(SCR, 1);
-	CHECK(rd(SCR) == 1);
+	REQUIRE(rd(SCR) == 1);
 	fake_vm_free(vm);
 	close(p[0]);
 	return 0;
@@ -487,9 +429,9 @@ static int test_unpollable_input(void)
 {
 	int fd = open("/dev/null", O_RDONLY);
 
-	CHECK(fd >= 0);
-	CHECK(new_uart(fd, -1) == 0);
-	CHECK(rd(LSR) == 0x60);
+	REQUIRE(fd >= 0);
+	REQUIRE(new_uart(fd, -1) == 0);
+	REQUIRE(rd(LSR) == 0x60);
 	fake_vm_free(vm);
 	close(fd);
 	return 0;

@@ -20,6 +20,7 @@
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
 #include "check.h"
+#include "fakevm.h"
 
 #define RAM_SIZE   (16ULL << 20)
 #define QSIZE      16
@@ -639,8 +640,6 @@ static void test_device(bool threaded)
 
 int main(void)
 {
-	keel_error *err = NULL;
-
 	snprintf(dir, sizeof(dir), "/tmp/keel-test-vblk.XXXXXX");
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
@@ -652,26 +651,17 @@ int main(void)
 	make_image(ro_path);
 	img_fd = open(img_path, O_RDONLY);
 
-	vm = calloc(1, sizeof(*vm));
-	vm->cfg.cpus = 2;
-	vm->cfg.log_cb = log_cb;
-	vm->cfg.log_level = KEEL_LOG_DEBUG;
-	if (mem_init(&vm->mem, RAM_SIZE, false, &err) < 0) {
-		fprintf(stderr, "%s\n", keel_error_get_message(err));
-		return 1;
-	}
+	vm = fake_vm_new(&(struct fake_vm_opts){ .mem_size = RAM_SIZE, .cpus = 2,
+						 .log_cb = log_cb });
 
 	test_config();
 	test_read_only();
 	test_device(false);
 	/* The I/O thread reports broken rings through the VM's event loop. */
-	vm->loop = loop_new(&err);
-	CHECK(vm->loop && loop_start(vm->loop, &err) == 0);
+	fake_vm_start_loop(vm);
+	CHECK(vm->loop);
 	test_device(true);
-	loop_free(vm->loop);
-
-	mem_fini(&vm->mem);
-	free(vm);
+	fake_vm_free(vm);
 	close(img_fd);
 	unlink(img_path);
 	unlink(ro_path);

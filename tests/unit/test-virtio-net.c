@@ -23,6 +23,7 @@
 #include "virtio/net.h"
 #include "virtio/virtio.h"
 #include "check.h"
+#include "fakevm.h"
 
 #define RAM_SIZE  (16ULL << 20)
 #define QSIZE     16
@@ -421,21 +422,10 @@ static void test_device(void)
 
 int main(void)
 {
-	keel_error *err = NULL;
-
-	vm = calloc(1, sizeof(*vm));
-	vm->cfg.cpus = 1;
-	vm->cfg.log_cb = log_cb;
-	vm->cfg.log_level = KEEL_LOG_DEBUG;
-	if (mem_init(&vm->mem, RAM_SIZE, false, &err) < 0) {
-		fprintf(stderr, "%s\n", keel_error_get_message(err));
-		return 1;
-	}
-	vm->loop = loop_new(&err);
-	CHECK(vm->loop && loop_start(vm->loop, &err) == 0);
+	vm = fake_vm_new(&(struct fake_vm_opts){ .flags = FAKE_VM_LOOP, .mem_size = RAM_SIZE,
+						 .cpus = 1, .log_cb = log_cb });
+	CHECK(vm->loop);
 	test_device();
-	loop_free(vm->loop);
-	mem_fini(&vm->mem);
-	free(vm);
+	fake_vm_free(vm);
 	return test_exit();
 }

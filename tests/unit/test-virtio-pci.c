@@ -26,24 +26,8 @@
 #include "virtio/devices.h"
 #include "virtio/virtio.h"
 #include "x86/layout.h"
-
-#define CHECK(cond)                                                             \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,  \
-				__LINE__, #cond);                               \
-			return 1;                                               \
-		}                                                               \
-	} while (0)
-
-#define RUN(test)                                                               \
-	do {                                                                    \
-		if (test()) {                                                   \
-			fprintf(stderr, "FAIL %s\n", #test);                    \
-			return 1;                                               \
-		}                                                               \
-		printf("ok %s\n", #test);                                       \
-	} while (0)
+#include "check.h"
+#include "fakevm.h"
 
 /* ---- fake KVM ---- */
 
@@ -137,49 +121,9 @@ static void log_cb(keel_log_level level, const char *msg, void *opaque)
 
 static struct keel_vm *fake_vm(keel_virtio_transport t)
 {
-	struct keel_vm *vm = calloc(1, sizeof(*vm));
-	keel_error *err = NULL;
-
-	if (!vm)
-		exit(1);
-	vm->kvm.sys_fd = fake_fd;
-	vm->kvm.vm_fd = fake_fd;
-	vm->control_fd = -1;
-	vm->state_fd = -1;
-	vm->cfg.transport = t;
-	vm->cfg.log_cb = log_cb;
-	vm->cfg.log_level = KEEL_LOG_DEBUG;
-	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->cond, NULL);
-	vm->pio = bus_new("pio", &err);
-	vm->mmio = bus_new("mmio", &err);
-	vm->loop = loop_new(&err);
-	if (!vm->pio || !vm->mmio || !vm->loop || loop_start(vm->loop, &err) ||
-	    mem_init(&vm->mem, 16 << 20, false, &err) || irq_routing_init(&vm->irq, &vm->kvm, &err) ||
-	    pci_host_create(vm, &err)) {
-		fprintf(stderr, "cannot build the fake VM: %s\n",
-			err ? keel_error_get_message(err) : "?");
-		exit(1);
-	}
-	return vm;
-}
-
-static void fake_vm_free(struct keel_vm *vm)
-{
-	while (vm->devs) {
-		struct vdev *d = vm->devs;
-
-		vm->devs = d->next;
-		d->destroy(d);
-	}
-	loop_free(vm->loop);
-	irq_routing_fini(&vm->irq);
-	mem_fini(&vm->mem);
-	bus_free(vm->pio);
-	bus_free(vm->mmio);
-	pthread_cond_destroy(&vm->cond);
-	pthread_mutex_destroy(&vm->lock);
-	free(vm);
+	return fake_vm_new(&(struct fake_vm_opts){
+		.flags = FAKE_VM_PIO | FAKE_VM_MMIO | FAKE_VM_LOOP | FAKE_VM_IRQ | FAKE_VM_PCI,
+		.mem_size = 16 << 20, .kvm_fd = fake_fd, .transport = t, .log_cb = log_cb });
 }
 
 /* ---- a test device ---- */
@@ -355,48 +299,48 @@ static int test_pci_header(void)
 	uint8_t c;
 
 	vm = fake_vm(KEEL_VIRTIO_PCI);
-	CHECK(virtio_rng_create(vm, &rcfg, &err) == 0);
+	REQUIRE(virtio_rng_create(vm, &rcfg, &err) == 0);
 	devfn = 1 << 3;                 /* slot 0 is the host bridge */
-	CHECK(cfg_rd(PCI_VENDOR_ID, 2) == 0x1af4);
-	CHECK(cfg_rd(PCI_DEVICE_ID, 2) == 0x1044);
-	CHECK(cfg_rd(PCI_REVISION, 1) == 1);
-	CHECK(cfg_rd(PCI_REVISION, 4) >> 8 == 0x00ff00);
-	CHECK(cfg_rd(PCI_SUBSYS_VENDOR, 2) == 0x1af4);
-	CHECK(cfg_rd(PCI_SUBSYS_ID, 2) >= 0x40);
-	CHECK(cfg_rd(PCI_HEADER_TYPE, 1) == 0);
-	CHECK(cfg_rd(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
-	CHECK(cfg_rd(PCI_INTERRUPT_PIN, 1) == 1);
+	REQUIRE(cfg_rd(PCI_VENDOR_ID, 2) == 0x1af4);
+	REQUIRE(cfg_rd(PCI_DEVICE_ID, 2) == 0x1044);
+	REQUIRE(cfg_rd(PCI_REVISION, 1) == 1);
+	REQUIRE(cfg_rd(PCI_REVISION, 4) >> 8 == 0x00ff00);
+	REQUIRE(cfg_rd(PCI_SUBSYS_VENDOR, 2) == 0x1af4);
+	REQUIRE(cfg_rd(PCI_SUBSYS_ID, 2) >= 0x40);
+	REQUIRE(cfg_rd(PCI_HEADER_TYPE, 1) == 0);
+	REQUIRE(cfg_rd(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
+	REQUIRE(cfg_rd(PCI_INTERRUPT_PIN, 1) == 1);
 
 	c = find_vcap(1);               /* common */
-	CHECK(c && cfg_rd(c + 4u, 1) == 4 && cfg_rd(c + 8u, 4) == 0 && cfg_rd(c + 12u, 4) >= 0x38);
-	CHECK(cfg_rd(c + 2u, 1) == 16);
+	REQUIRE(c && cfg_rd(c + 4u, 1) == 4 && cfg_rd(c + 8u, 4) == 0 && cfg_rd(c + 12u, 4) >= 0x38);
+	REQUIRE(cfg_rd(c + 2u, 1) == 16);
 	c = find_vcap(2);               /* notify */
-	CHECK(c && cfg_rd(c + 4u, 1) == 4 && cfg_rd(c + 8u, 4) == 0x3000 &&
+	REQUIRE(c && cfg_rd(c + 4u, 1) == 4 && cfg_rd(c + 8u, 4) == 0x3000 &&
 	      cfg_rd(c + 12u, 4) >= 2 && cfg_rd(c + 16u, 4) == 4 && cfg_rd(c + 2u, 1) == 20);
 	c = find_vcap(3);               /* ISR */
-	CHECK(c && cfg_rd(c + 4u, 1) == 4 && cfg_rd(c + 8u, 4) == 0x1000 && cfg_rd(c + 12u, 4) >= 1);
+	REQUIRE(c && cfg_rd(c + 4u, 1) == 4 && cfg_rd(c + 8u, 4) == 0x1000 && cfg_rd(c + 12u, 4) >= 1);
 	c = find_vcap(4);               /* device (rng: none, still a non-empty window) */
-	CHECK(c && cfg_rd(c + 4u, 1) == 4 && cfg_rd(c + 8u, 4) == 0x2000 && cfg_rd(c + 12u, 4) > 0);
+	REQUIRE(c && cfg_rd(c + 4u, 1) == 4 && cfg_rd(c + 8u, 4) == 0x2000 && cfg_rd(c + 12u, 4) > 0);
 	c = find_vcap(5);               /* PCI config access */
-	CHECK(c && cfg_rd(c + 2u, 1) == 20);
+	REQUIRE(c && cfg_rd(c + 2u, 1) == 20);
 	c = find_cap(PCI_CAP_ID_MSIX);
-	CHECK(c && (cfg_rd(c + 2u, 2) & 0x7ff) == 1);   /* 2 vectors: 1 queue + config */
-	CHECK((cfg_rd(c + 4u, 4) & 7) == 1);            /* table in BAR 1 */
+	REQUIRE(c && (cfg_rd(c + 2u, 2) & 0x7ff) == 1);   /* 2 vectors: 1 queue + config */
+	REQUIRE((cfg_rd(c + 4u, 4) & 7) == 1);            /* table in BAR 1 */
 
 	/* BAR sizing. */
 	{
 		uint32_t orig = cfg_rd(PCI_BAR0 + 16, 4);
 
-		CHECK(orig && !(orig & 0xf));
+		REQUIRE(orig && !(orig & 0xf));
 		cfg_wr(PCI_BAR0 + 16, 0xffffffff, 4);
-		CHECK(cfg_rd(PCI_BAR0 + 16, 4) == 0xffffc000);
+		REQUIRE(cfg_rd(PCI_BAR0 + 16, 4) == 0xffffc000);
 		cfg_wr(PCI_BAR0 + 16, orig, 4);
-		CHECK(cfg_rd(PCI_BAR0 + 16, 4) == orig);
+		REQUIRE(cfg_rd(PCI_BAR0 + 16, 4) == orig);
 		orig = cfg_rd(PCI_BAR0 + 4, 4);
 		cfg_wr(PCI_BAR0 + 4, 0xffffffff, 4);
-		CHECK(cfg_rd(PCI_BAR0 + 4, 4) == 0xfffff000);
+		REQUIRE(cfg_rd(PCI_BAR0 + 4, 4) == 0xfffff000);
 		cfg_wr(PCI_BAR0 + 4, orig, 4);
-		CHECK(cfg_rd(PCI_BAR0 + 0, 4) == 0);    /* unused BARs read 0 */
+		REQUIRE(cfg_rd(PCI_BAR0 + 0, 4) == 0);    /* unused BARs read 0 */
 	}
 	fake_vm_free(vm);
 	return 0;
@@ -414,40 +358,40 @@ static int test_pci_decode_and_ioeventfd(void)
 	devfn = 1 << 3;
 	bar = cfg_rd(PCI_BAR0 + 16, 4);
 	/* Decoding is off at power-on: nothing claims the BAR, no ioeventfds. */
-	CHECK(!bus_access(vm->mmio, bar, &v, 2, false));
-	CHECK(ioev_live() == 0);
-	CHECK(enable_pci(vm, 1) == 0);
-	CHECK(bar4 == bar);
-	CHECK(rd(CC_NUMQ, 2) == 3);
-	CHECK(ioev_live() == 3);
+	REQUIRE(!bus_access(vm->mmio, bar, &v, 2, false));
+	REQUIRE(ioev_live() == 0);
+	REQUIRE(enable_pci(vm, 1) == 0);
+	REQUIRE(bar4 == bar);
+	REQUIRE(rd(CC_NUMQ, 2) == 3);
+	REQUIRE(ioev_live() == 3);
 	for (unsigned int q = 0; q < 3; q++) {
 		const struct ioev *e = ioev_find(bar4 + 0x3000 + 4 * q);
 
-		CHECK(e && e->fd == t->vdev.kick_fd[q] && !(e->flags & KVM_IOEVENTFD_FLAG_PIO));
+		REQUIRE(e && e->fd == t->vdev.kick_fd[q] && !(e->flags & KVM_IOEVENTFD_FLAG_PIO));
 		wr(CC_Q_SELECT, q, 2);
-		CHECK(rd(CC_Q_NOFF, 2) == q);
+		REQUIRE(rd(CC_Q_NOFF, 2) == q);
 	}
 	/* Moving the BAR moves the ioeventfds. */
 	moved = bar4 + 0x100000;
 	cfg_wr(PCI_BAR0 + 16, (uint32_t)moved, 4);
-	CHECK(ioev_live() == 3);
-	CHECK(ioev_find(moved + 0x3000) && !ioev_find(bar4 + 0x3000));
+	REQUIRE(ioev_live() == 3);
+	REQUIRE(ioev_find(moved + 0x3000) && !ioev_find(bar4 + 0x3000));
 	bar4 = moved;
-	CHECK(rd(CC_NUMQ, 2) == 3);
+	REQUIRE(rd(CC_NUMQ, 2) == 3);
 	/* Disabling decode drops them. */
 	cfg_wr(PCI_COMMAND, 0, 2);
-	CHECK(ioev_live() == 0);
+	REQUIRE(ioev_live() == 0);
 	cfg_wr(PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
-	CHECK(ioev_live() == 3);
+	REQUIRE(ioev_live() == 3);
 	/* A kick that reaches the BAR handler signals the kick eventfd. */
 	wr(0x3000 + 4 * 2, 2, 2);
-	CHECK(read(t->vdev.kick_fd[2], &v, 8) == 8 && v == 1);
+	REQUIRE(read(t->vdev.kick_fd[2], &v, 8) == 8 && v == 1);
 	wr(0x3000 + 4 * 7, 7, 2);       /* no such queue: ignored */
 	wr(0x3001, 0, 1);               /* misaligned: ignored */
 	destroyed_count = 0;
 	fake_vm_free(vm);
-	CHECK(destroyed_count == 1);
-	CHECK(ioev_live() == 0);
+	REQUIRE(destroyed_count == 1);
+	REQUIRE(ioev_live() == 0);
 	return 0;
 }
 
@@ -457,49 +401,49 @@ static int test_pci_features(void)
 
 	vm = fake_vm(KEEL_VIRTIO_PCI);
 	t = tdev_new(vm, 1);
-	CHECK(enable_pci(vm, 1) == 0);
+	REQUIRE(enable_pci(vm, 1) == 0);
 	wr(CC_DFSELECT, 0, 4);
-	CHECK(rd(CC_DFSELECT, 4) == 0);
-	CHECK(rd(CC_DF, 4) & (1u << VIRTIO_F_EVENT_IDX));
+	REQUIRE(rd(CC_DFSELECT, 4) == 0);
+	REQUIRE(rd(CC_DF, 4) & (1u << VIRTIO_F_EVENT_IDX));
 	wr(CC_DFSELECT, 1, 4);
-	CHECK(rd(CC_DF, 4) == 1);        /* VERSION_1 is bit 32 */
+	REQUIRE(rd(CC_DF, 4) == 1);        /* VERSION_1 is bit 32 */
 	wr(CC_DFSELECT, 2, 4);
-	CHECK(rd(CC_DF, 4) == 0);
-	CHECK(rd(CC_DF, 2) == 0);        /* wrong width: 0 */
+	REQUIRE(rd(CC_DF, 4) == 0);
+	REQUIRE(rd(CC_DF, 2) == 0);        /* wrong width: 0 */
 
 	/* Without VERSION_1: FEATURES_OK refused. */
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
 	set_features(1ULL << VIRTIO_F_EVENT_IDX);
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK, 1);
-	CHECK(!(rd(CC_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK));
-	CHECK(strstr(last_log, "VERSION_1"));
+	REQUIRE(!(rd(CC_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK));
+	REQUIRE(strstr(last_log, "VERSION_1"));
 	wr(CC_STATUS, 0, 1);
-	CHECK(rd(CC_STATUS, 1) == 0);
+	REQUIRE(rd(CC_STATUS, 1) == 0);
 	/* A feature not offered: refused. */
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
 	set_features((1ULL << VIRTIO_F_VERSION_1) | (1ULL << 5));
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK, 1);
-	CHECK(!(rd(CC_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK));
-	CHECK(strstr(last_log, "not offered"));
+	REQUIRE(!(rd(CC_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK));
+	REQUIRE(strstr(last_log, "not offered"));
 	wr(CC_STATUS, 0, 1);
 	/* Good features. */
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
 	set_features((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX));
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK, 1);
-	CHECK(rd(CC_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
-	CHECK(t->vdev.vqs[0].event_idx && !t->vdev.vqs[0].indirect);
+	REQUIRE(rd(CC_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+	REQUIRE(t->vdev.vqs[0].event_idx && !t->vdev.vqs[0].indirect);
 	/* Features are frozen now. */
 	wr(CC_GFSELECT, 0, 4);
 	wr(CC_GF, 0, 4);
-	CHECK(rd(CC_GF, 4) == 1u << VIRTIO_F_EVENT_IDX);
+	REQUIRE(rd(CC_GF, 4) == 1u << VIRTIO_F_EVENT_IDX);
 	/* Clearing status bits without a reset is ignored. */
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE, 1);
-	CHECK(rd(CC_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+	REQUIRE(rd(CC_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
 	/* DRIVER_OK without FEATURES_OK is refused (after a reset). */
 	wr(CC_STATUS, 0, 1);
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK, 1);
-	CHECK(!(rd(CC_STATUS, 1) & VIRTIO_STATUS_DRIVER_OK));
-	CHECK(t->starts == 0);
+	REQUIRE(!(rd(CC_STATUS, 1) & VIRTIO_STATUS_DRIVER_OK));
+	REQUIRE(t->starts == 0);
 	fake_vm_free(vm);
 	return 0;
 }
@@ -510,69 +454,69 @@ static int test_pci_queues_and_reset(void)
 
 	vm = fake_vm(KEEL_VIRTIO_PCI);
 	t = tdev_new(vm, 2);
-	CHECK(enable_pci(vm, 1) == 0);
+	REQUIRE(enable_pci(vm, 1) == 0);
 	wr(CC_Q_SELECT, 0, 2);
-	CHECK(rd(CC_Q_SIZE, 2) == 256);
+	REQUIRE(rd(CC_Q_SIZE, 2) == 256);
 	wr(CC_Q_SIZE, 100, 2);          /* not a power of two */
-	CHECK(rd(CC_Q_SIZE, 2) == 256);
+	REQUIRE(rd(CC_Q_SIZE, 2) == 256);
 	wr(CC_Q_SIZE, 512, 2);          /* above the maximum */
-	CHECK(rd(CC_Q_SIZE, 2) == 256);
+	REQUIRE(rd(CC_Q_SIZE, 2) == 256);
 	wr(CC_Q_SIZE, 0, 2);
-	CHECK(rd(CC_Q_SIZE, 2) == 256);
+	REQUIRE(rd(CC_Q_SIZE, 2) == 256);
 	wr(CC_Q_SIZE, 64, 2);
-	CHECK(rd(CC_Q_SIZE, 2) == 64);
+	REQUIRE(rd(CC_Q_SIZE, 2) == 64);
 	wr(CC_Q_DESC, 0x12340, 4);
 	wr(CC_Q_DESC + 4, 0x1, 4);
-	CHECK(rd(CC_Q_DESC, 4) == 0x12340 && rd(CC_Q_DESC + 4, 4) == 1);
-	CHECK(rd(CC_Q_DESC, 8) == 0x100012340ULL);
+	REQUIRE(rd(CC_Q_DESC, 4) == 0x12340 && rd(CC_Q_DESC + 4, 4) == 1);
+	REQUIRE(rd(CC_Q_DESC, 8) == 0x100012340ULL);
 	wr(CC_Q_DRIVER, 0xabcdef00ULL, 8);
-	CHECK(rd(CC_Q_DRIVER, 4) == 0xabcdef00 && rd(CC_Q_DRIVER + 4, 4) == 0);
+	REQUIRE(rd(CC_Q_DRIVER, 4) == 0xabcdef00 && rd(CC_Q_DRIVER + 4, 4) == 0);
 	wr(CC_Q_MSIX, 1, 2);
-	CHECK(rd(CC_Q_MSIX, 2) == 1);
+	REQUIRE(rd(CC_Q_MSIX, 2) == 1);
 	wr(CC_Q_MSIX, 3, 2);            /* vectors 0-2 exist: 2 queues + config */
-	CHECK(rd(CC_Q_MSIX, 2) == 2 || rd(CC_Q_MSIX, 2) == 0xffff);
+	REQUIRE(rd(CC_Q_MSIX, 2) == 2 || rd(CC_Q_MSIX, 2) == 0xffff);
 	wr(CC_Q_MSIX, 99, 2);
-	CHECK(rd(CC_Q_MSIX, 2) == 0xffff);
+	REQUIRE(rd(CC_Q_MSIX, 2) == 0xffff);
 	wr(CC_MSIX, 0, 2);
-	CHECK(rd(CC_MSIX, 2) == 0);
+	REQUIRE(rd(CC_MSIX, 2) == 0);
 	wr(CC_MSIX, 1000, 2);
-	CHECK(rd(CC_MSIX, 2) == 0xffff);
+	REQUIRE(rd(CC_MSIX, 2) == 0xffff);
 	wr(CC_Q_SELECT, 2, 2);          /* no such queue */
-	CHECK(rd(CC_Q_SIZE, 2) == 0 && rd(CC_Q_ENABLE, 2) == 0 && rd(CC_Q_MSIX, 2) == 0xffff);
+	REQUIRE(rd(CC_Q_SIZE, 2) == 0 && rd(CC_Q_ENABLE, 2) == 0 && rd(CC_Q_MSIX, 2) == 0xffff);
 	wr(CC_Q_SIZE, 16, 2);
 	wr(CC_Q_ENABLE, 1, 2);
-	CHECK(rd(CC_Q_SIZE, 2) == 0);
+	REQUIRE(rd(CC_Q_SIZE, 2) == 0);
 
 	/* Bring the device up with queue 0 in guest RAM and queue 1 unused. */
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
 	set_features(1ULL << VIRTIO_F_VERSION_1);
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK, 1);
 	setup_queue(0, 64, 0x10000, 0x11000, 0x12000);
-	CHECK(rd(CC_Q_ENABLE, 2) == 1);
+	REQUIRE(rd(CC_Q_ENABLE, 2) == 1);
 	wr(CC_Q_SIZE, 32, 2);           /* enabled: frozen */
-	CHECK(rd(CC_Q_SIZE, 2) == 64);
+	REQUIRE(rd(CC_Q_SIZE, 2) == 64);
 	wr(CC_Q_DESC, 0x20000, 4);
-	CHECK(rd(CC_Q_DESC, 4) == 0x10000);
+	REQUIRE(rd(CC_Q_DESC, 4) == 0x10000);
 	wr(CC_STATUS, 0xf, 1);
-	CHECK(rd(CC_STATUS, 1) == 0xf);
-	CHECK(t->starts == 1);
-	CHECK(t->vdev.vqs[0].enabled && !t->vdev.vqs[1].enabled);
+	REQUIRE(rd(CC_STATUS, 1) == 0xf);
+	REQUIRE(t->starts == 1);
+	REQUIRE(t->vdev.vqs[0].enabled && !t->vdev.vqs[1].enabled);
 
 	/* Device configuration goes to the device. */
-	CHECK(rd(0x2000, 1) == 0xa0);
-	CHECK(rd(0x2004, 4) == 0xa7a6a5a4);
-	CHECK(rd(0x2006, 4) == 0);      /* past its end */
+	REQUIRE(rd(0x2000, 1) == 0xa0);
+	REQUIRE(rd(0x2004, 4) == 0xa7a6a5a4);
+	REQUIRE(rd(0x2006, 4) == 0);      /* past its end */
 	wr(0x2003, 0x5a, 1);
-	CHECK(t->last_write_off == 3 && t->last_write == 0x5a);
+	REQUIRE(t->last_write_off == 3 && t->last_write == 0x5a);
 
 	/* Reset clears everything. */
 	wr(CC_STATUS, 0, 1);
-	CHECK(rd(CC_STATUS, 1) == 0);
-	CHECK(t->stops >= 1);
-	CHECK(!t->vdev.vqs[0].enabled && !t->vdev.started && t->vdev.driver_features == 0);
-	CHECK(rd(CC_Q_SELECT, 2) == 0);
-	CHECK(rd(CC_Q_ENABLE, 2) == 0 && rd(CC_Q_SIZE, 2) == 256 && rd(CC_Q_DESC, 8) == 0);
-	CHECK(rd(CC_Q_MSIX, 2) == 0xffff && rd(CC_MSIX, 2) == 0xffff);
+	REQUIRE(rd(CC_STATUS, 1) == 0);
+	REQUIRE(t->stops >= 1);
+	REQUIRE(!t->vdev.vqs[0].enabled && !t->vdev.started && t->vdev.driver_features == 0);
+	REQUIRE(rd(CC_Q_SELECT, 2) == 0);
+	REQUIRE(rd(CC_Q_ENABLE, 2) == 0 && rd(CC_Q_SIZE, 2) == 256 && rd(CC_Q_DESC, 8) == 0);
+	REQUIRE(rd(CC_Q_MSIX, 2) == 0xffff && rd(CC_MSIX, 2) == 0xffff);
 
 	/* A queue outside guest RAM: DRIVER_OK ends in NEEDS_RESET, not a crash. */
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
@@ -580,17 +524,17 @@ static int test_pci_queues_and_reset(void)
 	wr(CC_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK, 1);
 	setup_queue(0, 64, 0x7fff0000000ULL, 0x11000, 0x12000);
 	wr(CC_STATUS, 0xf, 1);
-	CHECK(rd(CC_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
-	CHECK(strstr(last_log, "needs reset"));
-	CHECK(rd(0x1000, 1) == 2);      /* configuration interrupt */
+	REQUIRE(rd(CC_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	REQUIRE(strstr(last_log, "needs reset"));
+	REQUIRE(rd(0x1000, 1) == 2);      /* configuration interrupt */
 	wr(CC_STATUS, 0, 1);
-	CHECK(rd(CC_STATUS, 1) == 0);
+	REQUIRE(rd(CC_STATUS, 1) == 0);
 
 	/* Odd accesses are harmless. */
 	wr(0x3f, 0xff, 1);
 	wr(0x1000, 0xff, 4);
-	CHECK(rd(0x0fff, 1) == 0);
-	CHECK(rd(0x3ffc, 4) == 0);
+	REQUIRE(rd(0x0fff, 1) == 0);
+	REQUIRE(rd(0x3ffc, 4) == 0);
 	fake_vm_free(vm);
 	return 0;
 }
@@ -606,28 +550,28 @@ static int test_pci_interrupts(void)
 	vm = fake_vm(KEEL_VIRTIO_PCI);
 	first_irqfd = nr_irqfds;
 	t = tdev_new(vm, 1);
-	CHECK(enable_pci(vm, 1) == 0);
-	CHECK(nr_irqfds - first_irqfd == 2);
+	REQUIRE(enable_pci(vm, 1) == 0);
+	REQUIRE(nr_irqfds - first_irqfd == 2);
 	gsi = cfg_rd(PCI_INTERRUPT_LINE, 1);
-	CHECK(gsi >= 16 && gsi < 24);
+	REQUIRE(gsi >= 16 && gsi < 24);
 
 	/* INTx: ISR bit 0, line high until the ISR is read. */
 	t->vdev.transport->notify_queue(&t->vdev, 0);
-	CHECK(irq_level[gsi] == 1);
-	CHECK(cfg_rd(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
-	CHECK(rd(0x1000, 1) == 1);
-	CHECK(irq_level[gsi] == 0);
-	CHECK(rd(0x1000, 1) == 0);
+	REQUIRE(irq_level[gsi] == 1);
+	REQUIRE(cfg_rd(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
+	REQUIRE(rd(0x1000, 1) == 1);
+	REQUIRE(irq_level[gsi] == 0);
+	REQUIRE(rd(0x1000, 1) == 0);
 	t->vdev.transport->notify_config(&t->vdev);
 	t->vdev.transport->notify_queue(&t->vdev, 0);
-	CHECK(irq_level[gsi] == 1);
-	CHECK(rd(0x1000, 1) == 3);
-	CHECK(irq_level[gsi] == 0);
+	REQUIRE(irq_level[gsi] == 1);
+	REQUIRE(rd(0x1000, 1) == 3);
+	REQUIRE(irq_level[gsi] == 0);
 	/* INTx disabled in the command register: the line stays low. */
 	cfg_wr(PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_INTX_DISABLE, 2);
 	t->vdev.transport->notify_queue(&t->vdev, 0);
-	CHECK(irq_level[gsi] == 0);
-	CHECK(rd(0x1000, 1) == 1);
+	REQUIRE(irq_level[gsi] == 0);
+	REQUIRE(rd(0x1000, 1) == 1);
 	cfg_wr(PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
 
 	/* The config access window: read num_queues, write queue_select, read ISR. */
@@ -635,21 +579,21 @@ static int test_pci_interrupts(void)
 	cfg_wr(wcap + 4u, 4, 1);
 	cfg_wr(wcap + 8u, CC_NUMQ, 4);
 	cfg_wr(wcap + 12u, 2, 4);
-	CHECK(cfg_rd(wcap + 16u, 2) == 1);
+	REQUIRE(cfg_rd(wcap + 16u, 2) == 1);
 	cfg_wr(wcap + 8u, CC_Q_SELECT, 4);
 	cfg_wr(wcap + 12u, 2, 4);
 	cfg_wr(wcap + 16u, 5, 2);
-	CHECK(rd(CC_Q_SELECT, 2) == 5);
+	REQUIRE(rd(CC_Q_SELECT, 2) == 5);
 	t->vdev.transport->notify_queue(&t->vdev, 0);
-	CHECK(irq_level[gsi] == 1);
+	REQUIRE(irq_level[gsi] == 1);
 	cfg_wr(wcap + 8u, 0x1000, 4);
 	cfg_wr(wcap + 12u, 1, 4);
-	CHECK(cfg_rd(wcap + 16u, 1) == 1);
-	CHECK(irq_level[gsi] == 0);     /* no deadlock, and the read cleared it */
+	REQUIRE(cfg_rd(wcap + 16u, 1) == 1);
+	REQUIRE(irq_level[gsi] == 0);     /* no deadlock, and the read cleared it */
 	cfg_wr(wcap + 8u, 0x3000, 4);   /* a kick through the window */
 	cfg_wr(wcap + 12u, 2, 4);
 	cfg_wr(wcap + 16u, 0, 2);
-	CHECK(read(t->vdev.kick_fd[0], &v, 8) == 8);
+	REQUIRE(read(t->vdev.kick_fd[0], &v, 8) == 8);
 
 	/* MSI-X: enable it, unmask vector 1, route the queue to it. */
 	mcap = find_cap(PCI_CAP_ID_MSIX);
@@ -663,19 +607,19 @@ static int test_pci_interrupts(void)
 	wr(CC_Q_SELECT, 0, 2);
 	wr(CC_Q_MSIX, 1, 2);
 	t->vdev.transport->notify_queue(&t->vdev, 0);
-	CHECK(irq_level[gsi] == 0);     /* no INTx with MSI-X */
-	CHECK(read(irqfds[first_irqfd + 1].fd, &v, 8) == 8 && v == 1);
-	CHECK(read(irqfds[first_irqfd].fd, &v, 8) < 0);  /* vector 0 masked, nothing sent */
+	REQUIRE(irq_level[gsi] == 0);     /* no INTx with MSI-X */
+	REQUIRE(read(irqfds[first_irqfd + 1].fd, &v, 8) == 8 && v == 1);
+	REQUIRE(read(irqfds[first_irqfd].fd, &v, 8) < 0);  /* vector 0 masked, nothing sent */
 	wr(CC_Q_MSIX, 0xffff, 2);
 	t->vdev.transport->notify_queue(&t->vdev, 0);
-	CHECK(read(irqfds[first_irqfd + 1].fd, &v, 8) < 0);
-	CHECK(rd(0x1000, 1) == 0);
+	REQUIRE(read(irqfds[first_irqfd + 1].fd, &v, 8) < 0);
+	REQUIRE(rd(0x1000, 1) == 0);
 
 	/* A VM reset resets the device through its vdev. */
 	for (struct vdev *d = vm->devs; d; d = d->next)
 		if (d->reset)
 			d->reset(d);
-	CHECK(t->vdev.status == 0);
+	REQUIRE(t->vdev.status == 0);
 	fake_vm_free(vm);
 	return 0;
 }
@@ -742,36 +686,36 @@ static int test_rng(void)
 	int nonzero = 0;
 
 	vm = fake_vm(KEEL_VIRTIO_PCI);
-	CHECK(virtio_rng_create(vm, &rcfg, &err) == 0);
-	CHECK(enable_pci(vm, 1) == 0);
+	REQUIRE(virtio_rng_create(vm, &rcfg, &err) == 0);
+	REQUIRE(enable_pci(vm, 1) == 0);
 	avail_idx = 0;
 	driver_up(1);
-	CHECK(rd(CC_STATUS, 1) == 0xf);
+	REQUIRE(rd(CC_STATUS, 1) == 0xf);
 	buf = gpa(BUF);
 	memset(buf, 0, 256);
 	guest_add(16, 0, BUF, 64, VIRTQ_DESC_F_WRITE);
 	wr(0x3000, 0, 2);               /* kick */
-	CHECK(wait_used(1) == 0);
+	REQUIRE(wait_used(1) == 0);
 	/* The bucket holds one second's worth: 16 bytes. */
-	CHECK(used_len(0) == 16);
+	REQUIRE(used_len(0) == 16);
 	for (int i = 0; i < 16; i++)
 		nonzero += buf[i] != 0;
-	CHECK(nonzero > 0);
-	CHECK(buf[16] == 0 && buf[63] == 0);
-	CHECK(rd(0x1000, 1) == 1);      /* INTx interrupt for the used buffer */
+	REQUIRE(nonzero > 0);
+	REQUIRE(buf[16] == 0 && buf[63] == 0);
+	REQUIRE(rd(0x1000, 1) == 1);      /* INTx interrupt for the used buffer */
 	/* The next request waits for tokens (about 1/4 s for 4 bytes... at least 1 ms). */
 	guest_add(16, 1, BUF + 64, 4, VIRTQ_DESC_F_WRITE);
 	wr(0x3000, 0, 2);
-	CHECK(wait_used(2) == 0);
-	CHECK(used_len(1) >= 1 && used_len(1) <= 4);
+	REQUIRE(wait_used(2) == 0);
+	REQUIRE(used_len(1) >= 1 && used_len(1) <= 4);
 	/* A broken chain (address outside RAM) puts the device in NEEDS_RESET. */
 	guest_add(16, 2, 0x7f000000000ULL, 4, VIRTQ_DESC_F_WRITE);
 	wr(0x3000, 0, 2);
 	for (int i = 0; i < 2000 && !(rd(CC_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET); i++)
 		usleep(1000);
-	CHECK(rd(CC_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	REQUIRE(rd(CC_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	wr(CC_STATUS, 0, 1);
-	CHECK(rd(CC_STATUS, 1) == 0);
+	REQUIRE(rd(CC_STATUS, 1) == 0);
 	fake_vm_free(vm);
 	return 0;
 }
@@ -785,16 +729,16 @@ static int test_console(void)
 	char got[16] = { 0 };
 	struct pollfd p;
 
-	CHECK(pipe(in) == 0 && pipe(out) == 0);
+	REQUIRE(pipe(in) == 0 && pipe(out) == 0);
 	att.in_fd = in[0];
 	att.out_fd = out[1];
 	vm = fake_vm(KEEL_VIRTIO_PCI);
-	CHECK(virtio_console_create(vm, &ccfg, &err) == 0);
-	CHECK(enable_pci(vm, 1) == 0);
-	CHECK(cfg_rd(PCI_DEVICE_ID, 2) == 0x1043 && cfg_rd(PCI_REVISION, 4) >> 8 == 0x078000);
+	REQUIRE(virtio_console_create(vm, &ccfg, &err) == 0);
+	REQUIRE(enable_pci(vm, 1) == 0);
+	REQUIRE(cfg_rd(PCI_DEVICE_ID, 2) == 0x1043 && cfg_rd(PCI_REVISION, 4) >> 8 == 0x078000);
 	avail_idx = 0;
 	driver_up(2);
-	CHECK(rd(CC_STATUS, 1) == 0xf);
+	REQUIRE(rd(CC_STATUS, 1) == 0xf);
 
 	/* Transmit: queue 1 lives at DESC + 0x4000. */
 	memcpy(gpa(BUF + 0x100), "hello", 5);
@@ -808,22 +752,22 @@ static int test_console(void)
 	}
 	wr(0x3004, 1, 2);
 	p = (struct pollfd){ .fd = out[0], .events = POLLIN };
-	CHECK(poll(&p, 1, 2000) == 1);
-	CHECK(read(out[0], got, sizeof(got)) == 5 && memcmp(got, "hello", 5) == 0);
+	REQUIRE(poll(&p, 1, 2000) == 1);
+	REQUIRE(read(out[0], got, sizeof(got)) == 5 && memcmp(got, "hello", 5) == 0);
 
 	/* Receive: input waits for a buffer, then lands in it. */
-	CHECK(write(in[1], "abc", 3) == 3);
+	REQUIRE(write(in[1], "abc", 3) == 3);
 	usleep(20000);
 	guest_add(16, 0, BUF, 64, VIRTQ_DESC_F_WRITE);
 	wr(0x3000, 0, 2);
-	CHECK(wait_used(1) == 0);
-	CHECK(used_len(0) == 3 && memcmp(gpa(BUF), "abc", 3) == 0);
+	REQUIRE(wait_used(1) == 0);
+	REQUIRE(used_len(0) == 3 && memcmp(gpa(BUF), "abc", 3) == 0);
 	/* End of input: the watch goes away, the buffer comes back empty. */
 	guest_add(16, 1, BUF + 64, 64, VIRTQ_DESC_F_WRITE);
 	wr(0x3000, 0, 2);
 	close(in[1]);
-	CHECK(wait_used(2) == 0);
-	CHECK(used_len(1) == 0);
+	REQUIRE(wait_used(2) == 0);
+	REQUIRE(used_len(1) == 0);
 	fake_vm_free(vm);
 	close(in[0]);
 	close(out[0]);
@@ -858,79 +802,79 @@ static int test_mmio(void)
 	nr_ioevs = 0;
 	t = tdev_new(vm, 2);
 	t2 = tdev_new(vm, 1);
-	CHECK(mrd(base, 0x000) == 0x74726976);
-	CHECK(mrd(base, 0x004) == 2);
-	CHECK(mrd(base, 0x008) == 9);
-	CHECK(mrd(base2, 0x008) == 9);
-	CHECK(mrd(base, 0x00c) == 0x1af4);
+	REQUIRE(mrd(base, 0x000) == 0x74726976);
+	REQUIRE(mrd(base, 0x004) == 2);
+	REQUIRE(mrd(base, 0x008) == 9);
+	REQUIRE(mrd(base2, 0x008) == 9);
+	REQUIRE(mrd(base, 0x00c) == 0x1af4);
 	/* One datamatch ioeventfd per queue on QueueNotify. */
-	CHECK(ioev_live() == 3);
+	REQUIRE(ioev_live() == 3);
 	for (int i = 0; i < nr_ioevs; i++)
-		CHECK(ioevs[i].flags & KVM_IOEVENTFD_FLAG_DATAMATCH && ioevs[i].len == 4);
-	CHECK(ioev_find(base + 0x50) && ioev_find(base2 + 0x50));
+		REQUIRE(ioevs[i].flags & KVM_IOEVENTFD_FLAG_DATAMATCH && ioevs[i].len == 4);
+	REQUIRE(ioev_find(base + 0x50) && ioev_find(base2 + 0x50));
 
-	CHECK(virtio_mmio_cmdline(vm, cmd, sizeof(cmd)) > 0);
-	CHECK(strcmp(cmd, "console=ttyS0 virtio_mmio.device=0x200@0xd0000000:5"
+	REQUIRE(virtio_mmio_cmdline(vm, cmd, sizeof(cmd)) > 0);
+	REQUIRE(strcmp(cmd, "console=ttyS0 virtio_mmio.device=0x200@0xd0000000:5"
 			  " virtio_mmio.device=0x200@0xd0001000:6") == 0);
-	CHECK(virtio_mmio_cmdline(vm, tiny, sizeof(tiny)) == -1 && strcmp(tiny, "console=ttyS0") == 0);
+	REQUIRE(virtio_mmio_cmdline(vm, tiny, sizeof(tiny)) == -1 && strcmp(tiny, "console=ttyS0") == 0);
 
 	mwr(base, 0x014, 1);
-	CHECK(mrd(base, 0x010) == 1);
+	REQUIRE(mrd(base, 0x010) == 1);
 	mwr(base, 0x014, 0);
-	CHECK(mrd(base, 0x010) & (1u << VIRTIO_F_EVENT_IDX));
+	REQUIRE(mrd(base, 0x010) & (1u << VIRTIO_F_EVENT_IDX));
 	mwr(base, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	mwr(base, 0x024, 0);
 	mwr(base, 0x020, 0);
 	mwr(base, 0x024, 1);
 	mwr(base, 0x020, 1);
 	mwr(base, 0x070, 0xb);
-	CHECK(mrd(base, 0x070) == 0xb);
+	REQUIRE(mrd(base, 0x070) == 0xb);
 	mwr(base, 0x030, 1);
-	CHECK(mrd(base, 0x034) == 256);
+	REQUIRE(mrd(base, 0x034) == 256);
 	mwr(base, 0x038, 3);            /* not a power of two */
 	mwr(base, 0x038, 16);
-	CHECK(t->vdev.vqs[1].cfg.size == 16);
+	REQUIRE(t->vdev.vqs[1].cfg.size == 16);
 	mwr(base, 0x080, 0x10000);
 	mwr(base, 0x084, 0);
 	mwr(base, 0x090, 0x11000);
 	mwr(base, 0x0a0, 0x12000);
-	CHECK(mrd(base, 0x080) == 0x10000 && mrd(base, 0x0a0) == 0x12000);
+	REQUIRE(mrd(base, 0x080) == 0x10000 && mrd(base, 0x0a0) == 0x12000);
 	mwr(base, 0x044, 1);
-	CHECK(mrd(base, 0x044) == 1);
+	REQUIRE(mrd(base, 0x044) == 1);
 	mwr(base, 0x030, 5);
-	CHECK(mrd(base, 0x034) == 0 && mrd(base, 0x044) == 0);
+	REQUIRE(mrd(base, 0x034) == 0 && mrd(base, 0x044) == 0);
 	mwr(base, 0x070, 0xf);
-	CHECK(mrd(base, 0x070) == 0xf && t->starts == 1);
-	CHECK(t->vdev.vqs[1].enabled && !t->vdev.vqs[0].enabled);
+	REQUIRE(mrd(base, 0x070) == 0xf && t->starts == 1);
+	REQUIRE(t->vdev.vqs[1].enabled && !t->vdev.vqs[0].enabled);
 	/* Config space. */
 	bus_access(vm->mmio, base + 0x101, &b, 1, false);
-	CHECK(b == 0xa1);
-	CHECK(mrd(base, 0x104) == 0xa7a6a5a4);
+	REQUIRE(b == 0xa1);
+	REQUIRE(mrd(base, 0x104) == 0xa7a6a5a4);
 	/* Kicks by hand. */
 	mwr(base, 0x050, 1);
-	CHECK(read(t->vdev.kick_fd[1], &v, 8) == 8);
+	REQUIRE(read(t->vdev.kick_fd[1], &v, 8) == 8);
 	mwr(base, 0x050, 9);            /* no such queue */
 	/* Interrupts: the line follows InterruptStatus. */
 	t->vdev.transport->notify_queue(&t->vdev, 1);
-	CHECK(irq_level[5] == 1 && mrd(base, 0x060) == 1);
+	REQUIRE(irq_level[5] == 1 && mrd(base, 0x060) == 1);
 	t->vdev.transport->notify_config(&t->vdev);
-	CHECK(mrd(base, 0x060) == 3);
+	REQUIRE(mrd(base, 0x060) == 3);
 	mwr(base, 0x064, 1);
-	CHECK(irq_level[5] == 1 && mrd(base, 0x060) == 2);
+	REQUIRE(irq_level[5] == 1 && mrd(base, 0x060) == 2);
 	mwr(base, 0x064, 2);
-	CHECK(irq_level[5] == 0 && mrd(base, 0x060) == 0);
+	REQUIRE(irq_level[5] == 0 && mrd(base, 0x060) == 0);
 	t2->vdev.transport->notify_queue(&t2->vdev, 0);
-	CHECK(irq_level[6] == 1);
+	REQUIRE(irq_level[6] == 1);
 	/* Reset. */
 	t->vdev.transport->notify_queue(&t->vdev, 1);
 	mwr(base, 0x070, 0);
-	CHECK(mrd(base, 0x070) == 0 && irq_level[5] == 0 && !t->vdev.vqs[1].enabled);
-	CHECK(t->vdev.vqs[1].cfg.size == 256);
+	REQUIRE(mrd(base, 0x070) == 0 && irq_level[5] == 0 && !t->vdev.vqs[1].enabled);
+	REQUIRE(t->vdev.vqs[1].cfg.size == 256);
 	/* Odd widths are ignored. */
 	bus_access(vm->mmio, base + 0x70, &b, 1, true);
-	CHECK(mrd(base, 0x070) == 0);
+	REQUIRE(mrd(base, 0x070) == 0);
 	fake_vm_free(vm);
-	CHECK(ioev_live() == 0);
+	REQUIRE(ioev_live() == 0);
 	return 0;
 }
 
@@ -941,9 +885,9 @@ static int test_mmio_limit(void)
 
 	vm = fake_vm(KEEL_VIRTIO_MMIO);
 	for (int i = 0; i < 8; i++)
-		CHECK(virtio_rng_create(vm, &rcfg, &err) == 0);
-	CHECK(virtio_rng_create(vm, &rcfg, &err) == -1);
-	CHECK(err && keel_error_get_code(err) == KEEL_ERR_TOO_LARGE);
+		REQUIRE(virtio_rng_create(vm, &rcfg, &err) == 0);
+	REQUIRE(virtio_rng_create(vm, &rcfg, &err) == -1);
+	REQUIRE(err && keel_error_get_code(err) == KEEL_ERR_TOO_LARGE);
 	keel_error_free(err);
 	fake_vm_free(vm);
 	return 0;

@@ -134,9 +134,13 @@ static void expect_broken(struct virtq *vq, const char *needle, int line)
 		CHECK(virtq_pop(&copy, &chain, &err) == -1);
 		CHECK_ERR(err, KEEL_ERR_GUEST, "broken");
 		virtq_push(&copy, 0, 0);
+		virtq_fill(&copy, 0, 0, 1);
+		virtq_flush(&copy, 2);
+		CHECK(copy.used_idx == vq->used_idx);
 		CHECK(!virtq_should_notify(&copy));
 		virtq_disable_kicks(&copy);
 		CHECK(!virtq_enable_kicks(&copy));
+		CHECK(!virtq_enable_kicks_ahead(&copy, 1));
 	}
 }
 #define EXPECT_BROKEN(vq, needle) expect_broken((vq), (needle), __LINE__)
@@ -499,6 +503,22 @@ static void test_event_idx(void)
 	CHECK(!err);
 }
 
+/*
+ * A queue of 4 with EVENT_IDX, as if it had run for a while: avail and used
+ * indices at `idx`; descriptor i is one byte at DATA_GPA + i with `flags`.
+ */
+static void setup_at(struct virtq *vq, struct drv *drv, uint16_t idx, uint16_t flags)
+{
+	setup(vq, drv, 4, true, false);
+	for (unsigned int i = 0; i < 4; i++)
+		desc(i, DATA_GPA + i, 1, flags, 0);
+	drv->avail_idx = idx;
+	avail_ring()[1] = idx;
+	used_ring()[1] = idx;
+	vq->last_avail = idx;
+	vq->used_idx = idx;
+}
+
 /* 16-bit indices wrapping through 65535 -> 0, for avail, used and events. */
 static void test_wrap(void)
 {
@@ -507,15 +527,7 @@ static void test_wrap(void)
 	keel_error *err = NULL;
 	uint32_t id, len;
 
-	setup(&vq, &drv, 4, true, false);
-	for (unsigned int i = 0; i < 4; i++)
-		desc(i, DATA_GPA + i, 1, 0, 0);
-	/* As if the queue had run for a while. */
-	drv.avail_idx = 65533;
-	avail_ring()[1] = 65533;
-	used_ring()[1] = 65533;
-	vq.last_avail = 65533;
-	vq.used_idx = 65533;
+	setup_at(&vq, &drv, 65533, 0);
 	vq.signalled_used = 65533;
 	vq.signalled_valid = true;
 	set_used_event(&drv, 65535);
@@ -551,6 +563,203 @@ static void test_wrap(void)
 	for (uint16_t i = 0; i < 4; i++)
 		publish(&drv, i);
 	CHECK(virtq_pop(&vq, &chain, &err) == 1);
+	CHECK(!err);
+}
+
+/* fill writes elements without publishing; flush publishes them in one go. */
+static void test_fill_flush(void)
+{
+	struct virtq vq;
+	struct drv drv;
+	keel_error *err = NULL;
+	uint32_t id, len;
+
+	setup(&vq, &drv, 8, false, false);
+	for (uint16_t i = 0; i < 8; i++) {
+		desc(i, DATA_GPA + 0x100 * i, 0x100, VIRTQ_DESC_F_WRITE, 0);
+		publish(&drv, i);
+	}
+	/* One pushed alone first, so the fills start past a published one. */
+	CHECK(virtq_pop(&vq, &chain, &err) == 1);
+	virtq_push(&vq, chain.head, 1);
+	CHECK(used_ring()[1] == 1);
+
+	/* Three chains filled out of order (offsets 2, 0, 1): nothing published. */
+	for (unsigned int i = 0; i < 3; i++)
+		CHECK(virtq_pop(&vq, &chain, &err) == 1);
+	virtq_fill(&vq, 3, 30, 2);
+	virtq_fill(&vq, 1, 10, 0);
+	virtq_fill(&vq, 2, 20, 1);
+	CHECK(used_ring()[1] == 1);
+	CHECK(vq.used_idx == 1);
+	used_elem(2, &id, &len);
+	CHECK(id == 2 && len == 20);    /* written, not yet visible by idx */
+
+	/* One flush: used idx goes 1 -> 4 in a single update, in ring order. */
+	virtq_flush(&vq, 3);
+	CHECK(used_ring()[1] == 4);
+	CHECK(vq.used_idx == 4);
+	used_elem(1, &id, &len);
+	CHECK(id == 1 && len == 10);
+	used_elem(2, &id, &len);
+	CHECK(id == 2 && len == 20);
+	used_elem(3, &id, &len);
+	CHECK(id == 3 && len == 30);
+	used_elem(0, &id, &len);
+	CHECK(id == 0 && len == 1);     /* the earlier push untouched */
+	CHECK(virtq_should_notify(&vq));
+
+	/* push is fill at offset 0 plus flush(1). */
+	CHECK(virtq_pop(&vq, &chain, &err) == 1);
+	virtq_push(&vq, chain.head, 40);
+	CHECK(used_ring()[1] == 5);
+	used_elem(4, &id, &len);
+	CHECK(id == 4 && len == 40);
+
+	/* flush(0) publishes nothing. */
+	virtq_flush(&vq, 0);
+	CHECK(used_ring()[1] == 5 && vq.used_idx == 5);
+
+	/* Not enabled: fill and flush do nothing. */
+	{
+		struct virtq off = vq;
+
+		off.enabled = false;
+		virtq_fill(&off, 7, 70, 0);
+		virtq_flush(&off, 1);
+		CHECK(off.used_idx == 5);
+		CHECK(used_ring()[1] == 5);
+		used_elem(5, &id, &len);
+		CHECK(id == 0 && len == 0);
+	}
+	CHECK(!err);
+}
+
+/* unpop gives chains back: the next pops return the same ones. */
+static void test_unpop(void)
+{
+	struct virtq vq;
+	struct drv drv;
+	keel_error *err = NULL;
+	uint16_t heads[3];
+
+	setup(&vq, &drv, 8, false, false);
+	for (uint16_t i = 0; i < 8; i++)
+		desc(i, DATA_GPA + 0x100 * i, 0x10 + i, VIRTQ_DESC_F_WRITE, 0);
+	publish(&drv, 5);
+	publish(&drv, 2);
+	publish(&drv, 7);
+	for (unsigned int i = 0; i < 3; i++) {
+		CHECK(virtq_pop(&vq, &chain, &err) == 1);
+		heads[i] = chain.head;
+	}
+	CHECK(heads[0] == 5 && heads[1] == 2 && heads[2] == 7);
+	CHECK(virtq_pop(&vq, &chain, &err) == 0);
+	CHECK(vq.last_avail == 3);
+
+	/* The last two back: popped again, same chains, same buffers. */
+	virtq_unpop(&vq, 2);
+	CHECK(vq.last_avail == 1);
+	CHECK(virtq_pop(&vq, &chain, &err) == 1);
+	CHECK(chain.head == 2 && chain.in_len == 0x12);
+	CHECK(chain.iov[0].iov_base == gp(DATA_GPA + 0x200, 0x12));
+	CHECK(virtq_pop(&vq, &chain, &err) == 1);
+	CHECK(chain.head == 7 && chain.in_len == 0x17);
+	CHECK(virtq_pop(&vq, &chain, &err) == 0);
+
+	/* All three back; unpop(0) changes nothing. */
+	virtq_unpop(&vq, 3);
+	virtq_unpop(&vq, 0);
+	for (unsigned int i = 0; i < 3; i++) {
+		CHECK(virtq_pop(&vq, &chain, &err) == 1);
+		CHECK(chain.head == heads[i]);
+	}
+	CHECK(virtq_pop(&vq, &chain, &err) == 0);
+	CHECK(used_ring()[1] == 0);     /* nothing was published */
+
+	/* Kicks after giving back: without EVENT_IDX the flags are cleared. */
+	virtq_disable_kicks(&vq);
+	CHECK(used_ring()[0] == VIRTQ_USED_F_NO_NOTIFY);
+	virtq_unpop(&vq, 3);
+	CHECK(!virtq_enable_kicks_ahead(&vq, 3));
+	CHECK(used_ring()[0] == 0);
+	publish(&drv, 0);
+	CHECK(virtq_enable_kicks_ahead(&vq, 3));
+	CHECK(!err);
+}
+
+/* With EVENT_IDX, kicks after unpop are wanted past the chains given back. */
+static void test_unpop_event_idx(void)
+{
+	struct virtq vq;
+	struct drv drv;
+	keel_error *err = NULL;
+
+	setup(&vq, &drv, 8, true, false);
+	for (uint16_t i = 0; i < 8; i++)
+		desc(i, DATA_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
+	publish(&drv, 0);
+	publish(&drv, 1);
+	CHECK(virtq_pop(&vq, &chain, &err) == 1);
+	CHECK(virtq_pop(&vq, &chain, &err) == 1);
+	CHECK(virtq_pop(&vq, &chain, &err) == 0);
+	virtq_unpop(&vq, 2);
+	CHECK(vq.last_avail == 0);
+	/* Both known already: a kick only for the third. */
+	CHECK(!virtq_enable_kicks_ahead(&vq, 2));
+	CHECK(avail_event(&drv) == 2);
+	publish(&drv, 2);
+	CHECK(virtq_enable_kicks_ahead(&vq, 2));
+	CHECK(avail_event(&drv) == 2);
+	/* ahead 0 is virtq_enable_kicks(). */
+	CHECK(virtq_enable_kicks_ahead(&vq, 0));
+	CHECK(avail_event(&drv) == 0);
+	CHECK(virtq_enable_kicks(&vq));
+	CHECK(avail_event(&drv) == 0);
+	CHECK(!err);
+}
+
+/* fill/flush/unpop across the 16-bit wrap and the ring's end. */
+static void test_fill_unpop_wrap(void)
+{
+	struct virtq vq;
+	struct drv drv;
+	keel_error *err = NULL;
+	uint32_t id, len;
+
+	setup_at(&vq, &drv, 65534, VIRTQ_DESC_F_WRITE);
+
+	for (uint16_t i = 0; i < 4; i++)
+		publish(&drv, i);
+	CHECK(avail_ring()[1] == 2);
+	for (uint16_t i = 0; i < 4; i++) {
+		CHECK(virtq_pop(&vq, &chain, &err) == 1);
+		CHECK(chain.head == i);
+	}
+	CHECK(vq.last_avail == 2);
+
+	/* Unpop across 0 -> 65535: the last three again. */
+	virtq_unpop(&vq, 3);
+	CHECK(vq.last_avail == 65535);
+	CHECK(!virtq_enable_kicks_ahead(&vq, 3));
+	CHECK(avail_event(&drv) == 2);
+	for (uint16_t i = 1; i < 4; i++) {
+		CHECK(virtq_pop(&vq, &chain, &err) == 1);
+		CHECK(chain.head == i);
+	}
+	CHECK(virtq_pop(&vq, &chain, &err) == 0);
+
+	/* Four filled from slot 2 (65534 % 4) around the ring's end. */
+	for (uint16_t i = 0; i < 4; i++)
+		virtq_fill(&vq, i, 100 + i, i);
+	CHECK(used_ring()[1] == 65534);
+	virtq_flush(&vq, 4);
+	CHECK(used_ring()[1] == 2);
+	CHECK(vq.used_idx == 2);
+	for (uint16_t i = 0; i < 4; i++) {
+		used_elem((uint16_t)(65534 + i) % 4, &id, &len);
+		CHECK(id == i && len == 100U + i);
+	}
 	CHECK(!err);
 }
 
@@ -767,6 +976,10 @@ int main(void)
 	test_no_interrupt();
 	test_event_idx();
 	test_wrap();
+	test_fill_flush();
+	test_unpop();
+	test_unpop_event_idx();
+	test_fill_unpop_wrap();
 	test_errors();
 	mem_fini(&ram);
 	return test_exit();
