@@ -7,11 +7,13 @@ boot of tests/nested/run-in-l1. Runs every metric with the VMMs alternating
 samples as JSON to --out. bench/run.py turns that into the table.
 """
 import argparse
+import ctypes
 import json
 import os
 import re
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,13 @@ import time
 
 BENCH_RE = re.compile(r'^BENCH (.*)$', re.M)
 RESET_STATUS = {'keel': 3, 'qemu': 0}
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+TAP_HOST, TAP_GUEST = '192.168.77.1', '192.168.77.2'
+NAT_HOST = '10.0.2.2'		# host loopback as seen by a NAT guest
+SINK_PORT = 7777
+CLONE_NEWNET = 0x40000000
+INIT_RE = re.compile(r'^time to init: ([\d.]+) s', re.M)
 
 
 def log(*a):
@@ -38,18 +47,25 @@ class Bench:
         # frequency (QEMU via CPUID, keel not: the kit calibrates on the PIT).
         self.hz = host_tsc_hz()
         self.guest_hz = {}
+        self.ns = None
+        self.net_lost = {}
 
     # ---- command lines -------------------------------------------------
-    def cmd(self, vmm, guest, cmdline, mem=128, cpus=1, disks=()):
+    def cmd(self, vmm, guest, cmdline, mem=128, cpus=1, disks=(), net=None):
+        """net: None, 'nat' or 'tap' (tap0 in self.ns; the command is then
+        prefixed with ip netns exec)."""
+        pre = ['ip', 'netns', 'exec', self.ns] if net == 'tap' else []
         if vmm == 'keel':
             c = [self.keel, 'run', '--cpus', str(cpus), '--memory',
                  '%dM' % mem, '--kernel', self.guest(guest),
                  '--cmdline', cmdline, '--serial', 'stdio']
-            if disks:
+            if disks or net:
                 c += ['--virtio-transport', 'mmio']
             for d in disks:
                 c += ['--disk', d + ',cache=direct']
-            return c
+            if net:
+                c += ['--net', 'nat' if net == 'nat' else 'tap=tap0']
+            return pre + c
         # QEMU microvm: virtio-mmio; it appends virtio_mmio.device= words
         # itself. No i8042 on microvm by default: add one for the reset.
         c = [self.qemu, '-M', 'microvm,acpi=off', '-accel', 'kvm',
@@ -63,7 +79,14 @@ class Bench:
             c += ['-drive', 'file=%s,if=none,id=d%d,format=raw,cache=none,'
                   'aio=%s' % (d, i, self.qemu_aio),
                   '-device', 'virtio-blk-device,drive=d%d' % i]
-        return c
+        if net == 'nat':
+            c += ['-netdev', 'user,id=n0']
+        elif net == 'tap':
+            c += ['-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no,'
+                  'vhost=off']
+        if net:
+            c += ['-device', 'virtio-net-device,netdev=n0']
+        return pre + c
 
     # ---- one VM run ----------------------------------------------------
     def run(self, vmm, cmd, hold=False, mem=128, timeout=120):
@@ -128,10 +151,12 @@ class Bench:
     def add(self, metric, vmm, value):
         self.samples.setdefault(metric, {}).setdefault(vmm, []).append(value)
 
-    def alternate(self, name, fn):
+    def alternate(self, name, fn, runs=None, warmup=None):
         """Warm-up pair, then a.runs counted pairs: keel, QEMU, keel, ..."""
         t = time.monotonic()
-        for i in range(self.a.warmup + self.a.runs):
+        runs = self.a.runs if runs is None else runs
+        warmup = self.a.warmup if warmup is None else warmup
+        for i in range(warmup + runs):
             for vmm in ('keel', 'qemu'):
                 vals = fn(vmm)
                 if i >= self.a.warmup:
@@ -184,6 +209,112 @@ class Bench:
                 vals['blk_' + name] = ops / (ns / 1e9)
         return vals
 
+    # ---- virtio-net (guest net_test=perf -> UDP sink on the host) -----
+    def tap_setup(self):
+        """Namespace keelb-PID with a persistent tap0 at 192.168.77.1/24.
+        Returns None, or why the TAP rows cannot run."""
+        if os.geteuid() != 0:
+            return 'not root'
+        if not os.path.exists('/dev/net/tun'):
+            return '/dev/net/tun missing'
+        if not shutil.which('ip'):
+            return 'ip (iproute2) missing'
+        ns = 'keelb-%d' % os.getpid()
+        r = subprocess.run(['ip', 'netns', 'add', ns], capture_output=True,
+                           text=True)
+        if r.returncode:
+            return 'ip netns add: ' + r.stderr.strip()
+        self.ns = ns
+        for c in (['link', 'set', 'lo', 'up'],
+                  ['tuntap', 'add', 'dev', 'tap0', 'mode', 'tap'],
+                  ['addr', 'add', TAP_HOST + '/24', 'dev', 'tap0'],
+                  ['link', 'set', 'tap0', 'up']):
+            r = subprocess.run(['ip', '-n', ns] + c, capture_output=True,
+                               text=True)
+            if r.returncode:
+                return 'ip %s: %s' % (' '.join(c), r.stderr.strip())
+        return None
+
+    def tap_cleanup(self):
+        if self.ns:
+            subprocess.run(['ip', 'netns', 'del', self.ns],
+                           stderr=subprocess.DEVNULL)
+            self.ns = None
+
+    def sink(self, net):
+        """UDP socket for the guest's datagrams: 127.0.0.1 (NAT) or
+        192.168.77.1 inside the namespace (TAP; created there with setns).
+        A large receive buffer holds the whole burst; it is read after the
+        VMM exits, so the sink takes no CPU during the measurement."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        own = target = None
+        if net == 'tap':
+            own = os.open('/proc/self/ns/net', os.O_RDONLY)
+            target = os.open('/run/netns/' + self.ns, os.O_RDONLY)
+            if libc.setns(target, CLONE_NEWNET):
+                raise OSError(ctypes.get_errno(), 'setns')
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, getattr(socket, 'SO_RCVBUFFORCE', 33),
+                             64 << 20)
+            except OSError:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
+            s.bind((TAP_HOST if net == 'tap' else '127.0.0.1',
+                    SINK_PORT if net == 'tap' else 0))
+        finally:
+            if own is not None:
+                if libc.setns(own, CLONE_NEWNET):
+                    raise OSError(ctypes.get_errno(), 'setns back')
+                os.close(own)
+                os.close(target)
+        return s
+
+    def net(self, vmm, net):
+        s = self.sink(net)
+        try:
+            port = s.getsockname()[1]
+            peer = (TAP_HOST if net == 'tap' else NAT_HOST) + ':%d' % port
+            cl = 'net_test=perf count=%d size=%d peer=%s' % (
+                self.a.net_count, self.a.net_size, peer)
+            if net == 'tap':
+                cl += ' ip=%s gw=%s' % (TAP_GUEST, TAP_HOST)
+            r = self.run(vmm, self.cmd(vmm, 'virtio_net', cl, net=net),
+                         timeout=120 + self.a.net_count / 100)
+            time.sleep(0.1)
+            s.setblocking(False)
+            got = nbytes = 0
+            while True:
+                try:
+                    d = s.recv(65536)
+                except BlockingIOError:
+                    break
+                got += 1
+                nbytes += len(d)
+        finally:
+            s.close()
+        m = re.search(r'PERF-NET count=(\d+) size=(\d+) frame=\d+ '
+                      r'cycles=(\d+)', r['text'])
+        n, size, cyc = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        secs = cyc / self.hz
+        p = 'net_%s_' % net
+        return {p + 'pps': n / secs / 1e3, p + 'mbs': n * size / secs / 1e6,
+                p + 'recv': 100.0 * got / n}
+
+    # ---- Linux: process start -> "Run /init" (tests/linux/linuxtest.py)
+    def linux(self, vmm):
+        cmd = ['python3', os.path.join(REPO, 'tests/linux/linuxtest.py'),
+               '--vmm', vmm, '--keel', self.keel, '--case', 'pci']
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=700)
+        m = INIT_RE.search(r.stdout)
+        if r.returncode == 77:
+            raise SkipMetric(r.stdout.strip().splitlines()[-1])
+        if r.returncode != 0 or not m:
+            log('linuxtest %s failed (%d): %s' % (vmm, r.returncode,
+                                                 r.stdout[-1500:]))
+            raise RuntimeError('linuxtest %s failed' % vmm)
+        return {'linux_init_s': float(m.group(1))}
+
     def probe_aio(self):
         """QEMU aio=io_uring, else aio=threads (one boot of bench_blk)."""
         cl = 'blk_ms=10 blk_tests=rr1'
@@ -226,6 +357,10 @@ class Bench:
                 log('fio %s failed: %s %s' % (name, e, getattr(
                     p, 'stderr', '')[-300:] if 'p' in dir() else ''))
         return res
+
+
+class SkipMetric(Exception):
+    pass
 
 
 def host_tsc_hz():
@@ -299,7 +434,13 @@ def main():
     ap.add_argument('--blk-ms', type=int, default=1000)
     ap.add_argument('--blk-tests', default='rr1,rw1,rr32,rw32,sr,sw')
     ap.add_argument('--seq-qd', type=int, default=4)
-    ap.add_argument('--only', default='boot,mem,exit,blk,fio')
+    ap.add_argument('--net-count', type=int, default=5000,
+                    help='UDP datagrams per network run')
+    ap.add_argument('--net-size', type=int, default=1024,
+                    help='UDP payload bytes')
+    ap.add_argument('--linux-runs', type=int, default=3)
+    ap.add_argument('--linux-warmup', type=int, default=0)
+    ap.add_argument('--only', default='boot,mem,exit,blk,fio,net,linux')
     a = ap.parse_args()
     b = Bench(a)
     only = a.only.split(',')
@@ -322,12 +463,35 @@ def main():
     if 'blk' in only:
         b.probe_aio()
         b.alternate('virtio-blk', b.blk)
+    skipped = {}
+    if 'net' in only:
+        why = b.tap_setup()
+        try:
+            if why:
+                log('TAP rows skipped: ' + why)
+                skipped['net_tap'] = why
+            else:
+                b.alternate('virtio-net TAP', lambda v: b.net(v, 'tap'))
+        finally:
+            b.tap_cleanup()
+        b.alternate('virtio-net NAT', lambda v: b.net(v, 'nat'))
+    if 'linux' in only:
+        try:
+            b.alternate('Linux time to init', b.linux, runs=a.linux_runs,
+                        warmup=a.linux_warmup)
+        except SkipMetric as e:
+            log('Linux rows skipped: %s' % e)
+            skipped['linux'] = str(e)
     host = {}
     if 'fio' in only:
         t1 = time.monotonic()
         host = b.fio()
         log('fio: %.1f s' % (time.monotonic() - t1))
     info['qemu_aio'] = b.qemu_aio
+    info['only'] = only
+    info['skipped'] = skipped
+    info['net_count'], info['net_size'] = a.net_count, a.net_size
+    info['linux_runs'], info['linux_warmup'] = a.linux_runs, a.linux_warmup
     info['tsc_hz'] = b.hz
     info['guest_tsc_hz'] = b.guest_hz
     info['inner_s'] = time.monotonic() - t

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""keel vs QEMU benchmark: start-up, memory overhead, exit cost, virtio-blk.
+"""keel vs QEMU benchmark: start-up, memory, exits, virtio-blk/-net, Linux.
 
     bench/run.py --build build [--quick]
 
@@ -50,7 +50,21 @@ ROWS = [
      True),
     ('blk_sw', 'virtio-blk 1 MiB sequential write, QD{seq_qd}', 'MiB/s',
      True),
+    ('net_tap_pps', 'virtio-net UDP guest -> host, TAP: guest send rate '
+     '({net_count} x {net_size} B)', 'kpkt/s', True),
+    ('net_tap_mbs', '  same, payload throughput', 'MB/s', True),
+    ('net_tap_recv', '  same, received by the host socket', '% of sent',
+     True),
+    ('net_nat_pps', 'virtio-net UDP guest -> host, NAT (user-mode): guest '
+     'send rate ({net_count} x {net_size} B)', 'kpkt/s', True),
+    ('net_nat_mbs', '  same, payload throughput', 'MB/s', True),
+    ('net_nat_recv', '  same, received by the host socket', '% of sent',
+     True),
+    ('linux_init_s', 'Linux 6.1 boot: process start -> "Run /init" '
+     '(linuxtest.py --case pci)', 's', False),
 ]
+GROUP = {'boot': 'boot', 'mem_': 'mem', 'exit': 'exit', 'blk_': 'blk',
+         'net_': 'net', 'linu': 'linux'}
 
 
 def log(*a):
@@ -142,18 +156,54 @@ def table(raw, machine):
                    info['qemu_aio'], info['exits'], info['tsc_hz'] / 1e6,
                    info['image_mib'],
                    info['blk_ms']))
+    only = info.get('only', [])
+    if 'net' in only:
+        out.append('')
+        out.append('Network rows: guest net_test=perf sends %d UDP datagrams '
+                   'of %d payload bytes back to back (polled virtio-net over '
+                   'virtio-mmio, 1 vCPU); rate = datagrams / guest rdtsc '
+                   'time from the first send to the last tx completion; MB = '
+                   '10^6 payload bytes; "received" = datagrams read from the '
+                   'host UDP socket after the VMM exited. TAP: persistent '
+                   'tap0 (192.168.77.1/24) in a network namespace the bench '
+                   'creates, both VMMs run in it (QEMU -netdev tap,vhost=off; '
+                   'keel --net tap=tap0). NAT: QEMU -netdev user (slirp), '
+                   'keel --net nat; the guest sends to 10.0.2.2, the socket '
+                   'is on 127.0.0.1.' % (info['net_count'], info['net_size']))
+    if 'linux' in only:
+        out.append('')
+        out.append('Linux row: tests/linux/linuxtest.py --case pci (probe '
+                   'kernel 6.1, 256 MiB, 1 vCPU; QEMU -M pc -accel kvm with '
+                   'SeaBIOS and virtio-pci blk x2, net, rng, console; keel '
+                   'its PCI equivalent): its "time to init" line, host '
+                   'monotonic time from Popen to "Run /init" appearing in '
+                   'the serial log file (polled every 0.2 s). %d counted '
+                   'runs per VMM, alternating, %d warm-up pair.' % (
+                       info['linux_runs'], info['linux_warmup']))
+    for k, why in sorted(info.get('skipped', {}).items()):
+        out.append('')
+        out.append('Skipped %s rows: %s.' % (k, why))
     out.append('')
     hdr = ('| metric (%s) | unit | keel | QEMU | host fio | keel/QEMU |'
            % machine['kvm_short'])
     out.append(hdr)
     out.append('|---|---|---|---|---|---|')
     for key, label, unit, higher in ROWS:
-        label = label.format(seq_qd=info['seq_qd'])
+        label = label.format(seq_qd=info['seq_qd'],
+                             net_count=info.get('net_count'),
+                             net_size=info.get('net_size'))
         d = s.get(key, {})
         k, q = d.get('keel', []), d.get('qemu', [])
         if not k and not q:
             continue
         scale = 1e-3 if unit == 'us/exit' else 1.0
+        if key.endswith('_recv'):
+            # Per-pair ratios of loss figures say little: show both values.
+            ks, _ = summary(k)
+            qs, _ = summary(q)
+            out.append('| %s (higher is better) | %s | %s | %s |  | - |' % (
+                label, unit, ks, qs))
+            continue
         ks, _ = summary(k, scale)
         qs, _ = summary(q, scale)
         ratios = [a / b for a, b in zip(k, q) if b]
@@ -164,8 +214,6 @@ def table(raw, machine):
         better = '(higher is better)' if higher else '(lower is better)'
         out.append('| %s %s | %s | %s | %s | %s | %s |' % (
             label, better, unit, ks, qs, fs, rs))
-    out.append('| network (virtio-net) | - | n/a (keel has no virtio-net '
-               'yet) | n/a | n/a | n/a |')
     out.append('')
     out.append('All figures come from a %s; they show relative cost on this '
                'setup, not bare-metal performance.' % machine['kvm_long'])
@@ -174,7 +222,12 @@ def table(raw, machine):
 
 def check_quick(raw):
     missing = []
+    only = raw['info'].get('only', [])
+    skipped = raw['info'].get('skipped', {})
     for key, *_ in ROWS:
+        if GROUP[key[:4]] not in only or \
+                any(key.startswith(s) for s in skipped):
+            continue
         if key.startswith('blk_s') and key not in raw['samples']:
             missing.append(key)
             continue
@@ -194,21 +247,28 @@ def main():
     ap.add_argument('--exits', type=int, default=10000)
     ap.add_argument('--blk-ms', type=int, default=1000)
     ap.add_argument('--image-mib', type=int, default=256)
-    ap.add_argument('--only', default='boot,mem,exit,blk,fio')
+    ap.add_argument('--net-count', type=int, default=5000)
+    ap.add_argument('--net-size', type=int, default=1024)
+    ap.add_argument('--linux-runs', type=int, default=3)
+    ap.add_argument('--only', default='boot,mem,exit,blk,fio,net,linux')
     ap.add_argument('--timeout', type=int, default=900,
                     help='run-in-l1 timeout, seconds')
     a = ap.parse_args()
     t0 = time.monotonic()
     build = os.path.relpath(os.path.abspath(a.build), REPO)
     for f in ['keel'] + ['guest/%s.elf' % g for g in
-                         ('bench_boot', 'bench_exit', 'bench_blk')]:
+                         ('bench_boot', 'bench_exit', 'bench_blk',
+                          'virtio_net')]:
         if not os.path.exists(os.path.join(REPO, build, f)):
             log('missing %s/%s: build first (ninja -C %s)' % (build, f, build))
             return 1
     if a.quick:
         a.runs, a.exits, a.blk_ms, a.image_mib = 1, 1000, 100, 16
-        # No host fio in the smoke run: it costs ~2 s per job.
-        a.only = ','.join(x for x in a.only.split(',') if x != 'fio')
+        a.net_count = 200
+        # No host fio (~2 s per job) and no Linux boots (~30 s each) in the
+        # smoke run.
+        a.only = ','.join(x for x in a.only.split(',')
+                          if x not in ('fio', 'linux'))
     work = os.path.join(HERE, 'work')
     os.makedirs(work, exist_ok=True)
     os.makedirs(os.path.join(HERE, 'results'), exist_ok=True)
@@ -225,7 +285,8 @@ def main():
              '--out', rel(raw_path), '--image', rel(img), '--image', rel(img2),
              '--runs', str(a.runs), '--warmup', '0' if a.quick else '1',
              '--exits', str(a.exits), '--blk-ms', str(a.blk_ms),
-             '--only', a.only]
+             '--net-count', str(a.net_count), '--net-size', str(a.net_size),
+             '--linux-runs', str(a.linux_runs), '--only', a.only]
     ok, why = kvm_usable()
     machine = {'cpu': cpu_model(), 'kernel': platform.release()}
     if ok:
