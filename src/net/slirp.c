@@ -201,31 +201,23 @@ static struct nat *to_nat(struct net_backend *be)
 /*
  * libslirp writes to host sockets with plain send(); a peer that went away
  * would raise SIGPIPE and kill the application.  keel is a library and must
- * not change signal dispositions, so SIGPIPE is blocked on this thread
- * while slirp runs and a pending one is consumed before unblocking.
+ * not change signal dispositions, so SIGPIPE is blocked instead, once per
+ * thread that runs libslirp (the NIC's own I/O thread, which keel owns) and
+ * left blocked: a write then fails with EPIPE, and a SIGPIPE left pending on
+ * that thread is never delivered.  Once, not around every call: that cost
+ * four system calls per frame.
  */
-static void sigpipe_block(sigset_t *old)
+static void sigpipe_block_thread(void)
 {
+	static __thread bool blocked;
 	sigset_t set;
 
+	if (blocked)
+		return;
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, old);
-}
-
-static void sigpipe_restore(const sigset_t *old)
-{
-	sigset_t set, pending;
-	struct timespec zero = { 0, 0 };
-
-	if (sigismember(old, SIGPIPE))
-		return;         /* was blocked already: leave it to the owner */
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	if (!sigpending(&pending) && sigismember(&pending, SIGPIPE))
-		while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
-			;
-	pthread_sigmask(SIG_SETMASK, old, NULL);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	blocked = true;
 }
 
 /* ---- frames to the guest ---- */
@@ -568,7 +560,6 @@ static int nat_send(struct net_backend *be, const struct iovec *iov, int iovcnt)
 {
 	struct nat *n = to_nat(be);
 	size_t len = 0;
-	sigset_t old;
 
 	for (int i = 0; i < iovcnt; i++) {
 		if (iov[i].iov_len > NET_MAX_FRAME - len) {
@@ -586,11 +577,10 @@ static int nat_send(struct net_backend *be, const struct iovec *iov, int iovcnt)
 		       be->name, len);
 		return -1;
 	}
-	sigpipe_block(&old);
+	sigpipe_block_thread();
 	n->in_send = true;
 	slirp_lib.input(n->slirp, n->txbuf, (int)len);
 	n->in_send = false;
-	sigpipe_restore(&old);
 	return 0;
 }
 
@@ -624,7 +614,6 @@ static void nat_process(struct net_backend *be)
 {
 	struct nat *n = to_nat(be);
 	struct epoll_event ev[64];
-	sigset_t old;
 	int nr;
 
 	drain_pending(n);
@@ -647,11 +636,10 @@ static void nat_process(struct net_backend *be)
 	 * More than 64 ready: the rest stay ready (level-triggered) and are
 	 * handled by the next round, which the I/O thread starts at once.
 	 */
-	sigpipe_block(&old);
+	sigpipe_block_thread();
 	slirp_lib.pollfds_poll(n->slirp, nr < 0, cb_get_revents, n);
 	n->filled = false;
 	run_timers(n);
-	sigpipe_restore(&old);
 }
 
 static const char *proto_name(keel_net_protocol p)
