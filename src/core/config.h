@@ -146,5 +146,9 @@ int net_attachment_validate(const struct keel_network_attachment *att, const cha
 			    keel_error **err);
 struct keel_network_device *net_device_dup(const struct keel_network_device *src,
 					   keel_error **err);
+/* A NAT subnet "A.B.C.D/N" (8 <= N <= 27) into network and mask. */
+struct in_addr;
+int nat_subnet_parse(const char *cidr, const char *what, struct in_addr *net,
+		     struct in_addr *mask, keel_error **err);
 
 #endif

@@ -158,7 +158,8 @@ oom:
 	return NULL;
 }
 
-static int validate_subnet(const char *cidr, const char *what, keel_error **err)
+int nat_subnet_parse(const char *cidr, const char *what, struct in_addr *net,
+		     struct in_addr *mask, keel_error **err)
 {
 	char addr[32];
 	const char *slash = strchr(cidr, '/');
@@ -172,11 +173,14 @@ static int validate_subnet(const char *cidr, const char *what, keel_error **err)
 	addr[slash - cidr] = '\0';
 	errno = 0;
 	bits = strtol(slash + 1, &end, 10);
+	/* The guest is the network's .15: a /28 would make it the broadcast. */
 	if (inet_pton(AF_INET, addr, &a) != 1 || errno || *end || end == slash + 1 || bits < 8 ||
 	    bits > 27)
 		return err_set(err, KEEL_ERR_INVALID,
 			       "%s: subnet '%s' is not A.B.C.D/N with 8 <= N <= 27 (the guest gets host .15)",
 			       what, cidr);
+	mask->s_addr = htonl(~0u << (32 - bits));
+	net->s_addr = a.s_addr & mask->s_addr;
 	return 0;
 }
 
@@ -189,8 +193,12 @@ int net_attachment_validate(const keel_network_attachment *att, const char *what
 		return err_set(err, KEEL_ERR_INVALID,
 			       "%s: a port forward has an invalid host address or could not be stored",
 			       what);
-	if (att->subnet && validate_subnet(att->subnet, what, err) < 0)
-		return -1;
+	if (att->subnet) {
+		struct in_addr net, mask;
+
+		if (nat_subnet_parse(att->subnet, what, &net, &mask, err) < 0)
+			return -1;
+	}
 	for (int i = 0; i < att->nr_forwards; i++) {
 		const struct net_forward *f = &att->forwards[i];
 

@@ -7,11 +7,12 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "core/config.h"
 #include "core/error.h"
-#include "core/serial_out.h"
+#include "core/serial_io.h"
 
 static keel_serial_attachment *att_alloc(enum serial_kind kind, keel_error **err)
 {
@@ -164,4 +165,17 @@ int serial_out_write(struct serial_out *o, const void *buf, size_t len)
 	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
 	errno = saved;
 	return ret;
+}
+
+bool serial_in_pollable(int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	bool ok;
+
+	if (ep < 0)
+		return true;    /* let loop_add() report the real problem */
+	ok = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 || errno != EPERM;
+	close(ep);
+	return ok;
 }

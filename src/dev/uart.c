@@ -27,7 +27,7 @@
 
 #include "bus/bus.h"
 #include "core/loop.h"
-#include "core/serial_out.h"
+#include "core/serial_io.h"
 #include "dev/legacy.h"
 
 #define UART_NR_REGS    8
@@ -501,23 +501,6 @@ static void uart_destroy(struct vdev *vdev)
 	free(u);
 }
 
-/*
- * epoll refuses regular files and some devices (/dev/null): such input has
- * nothing to wait for, so it is treated as no input at all.
- */
-static bool fd_pollable(int fd)
-{
-	struct epoll_event ev = { .events = EPOLLIN };
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	bool ok;
-
-	if (ep < 0)
-		return true;    /* let loop_add() report the real problem */
-	ok = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 || errno != EPERM;
-	close(ep);
-	return ok;
-}
-
 int uart_create(struct keel_vm *vm, int index, const struct keel_serial_attachment *att,
 		keel_error **err)
 {
@@ -550,7 +533,7 @@ int uart_create(struct keel_vm *vm, int index, const struct keel_serial_attachme
 
 	if (bus_add(vm->pio, &u->bdev, uart_ports[index].base, UART_NR_REGS, err))
 		goto fail;
-	if (u->in_fd >= 0 && fd_pollable(u->in_fd)) {
+	if (u->in_fd >= 0 && serial_in_pollable(u->in_fd)) {
 		u->in_watched = true;
 		if (loop_add(vm->loop, u->in_fd, EPOLLIN, uart_input, u, err)) {
 			bus_del(vm->pio, &u->bdev);

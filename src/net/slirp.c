@@ -728,38 +728,6 @@ static const struct net_backend_ops nat_ops = {
 	.destroy = nat_destroy,
 };
 
-/* "A.B.C.D/N" into network and mask (host bits of A.B.C.D are ignored). */
-static int parse_subnet(const char *name, const char *cidr, struct in_addr *net,
-			struct in_addr *mask, keel_error **err)
-{
-	char addr[32];
-	const char *slash = strchr(cidr, '/');
-	struct in_addr a;
-	char *end;
-	long bits;
-
-	if (!slash || (size_t)(slash - cidr) >= sizeof(addr))
-		goto bad;
-	memcpy(addr, cidr, slash - cidr);
-	addr[slash - cidr] = '\0';
-	errno = 0;
-	bits = strtol(slash + 1, &end, 10);
-	if (inet_pton(AF_INET, addr, &a) != 1 || errno || *end || end == slash + 1 || bits < 8 ||
-	    bits > 32)
-		goto bad;
-	/* The guest is at .15 and must not be the broadcast address. */
-	if (bits > 27)
-		return err_set(err, KEEL_ERR_INVALID,
-			       "%s: NAT: subnet '%s' is too small: the guest's address is the "
-			       "network's .%d (use a prefix of /27 or shorter)",
-			       name, cidr, NAT_GUEST_OFF);
-	mask->s_addr = htonl(~0u << (32 - bits));
-	net->s_addr = a.s_addr & mask->s_addr;
-	return 0;
-bad:
-	return err_set(err, KEEL_ERR_INVALID, "%s: NAT: subnet '%s' is not A.B.C.D/N", name, cidr);
-}
-
 static struct in_addr host_at(struct in_addr net, uint32_t off)
 {
 	return (struct in_addr){ .s_addr = htonl(ntohl(net.s_addr) + off) };
@@ -774,8 +742,8 @@ struct net_backend *net_slirp_create(struct keel_vm *vm, const char *name,
 	struct in_addr net = { 0 }, mask = { 0 };
 	struct nat *n;
 
-	if (parse_subnet(name, att->subnet ? att->subnet : NAT_DEFAULT_SUBNET, &net, &mask,
-			 err) < 0)
+	if (nat_subnet_parse(att->subnet ? att->subnet : NAT_DEFAULT_SUBNET, name, &net, &mask,
+			     err) < 0)
 		return NULL;
 	if (slirp_lib_get(name, err) < 0)
 		return NULL;

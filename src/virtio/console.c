@@ -28,7 +28,7 @@
 
 #include "core/config.h"
 #include "core/loop.h"
-#include "core/serial_out.h"
+#include "core/serial_io.h"
 #include "core/vm.h"
 #include "virtio/devices.h"
 #include "virtio/virtio.h"
@@ -263,20 +263,6 @@ static const struct virtio_dev_ops con_ops = {
 	.destroy = con_destroy,
 };
 
-/* epoll refuses regular files and some devices (/dev/null): no input then. */
-static bool fd_pollable(int fd)
-{
-	struct epoll_event ev = { .events = EPOLLIN };
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	bool ok;
-
-	if (ep < 0)
-		return true;    /* let loop_add() report the real problem */
-	ok = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 || errno != EPERM;
-	close(ep);
-	return ok;
-}
-
 static int cfg_index(const struct dev_list *l, const void *item)
 {
 	for (int i = 0; i < l->nr; i++)
@@ -302,7 +288,7 @@ int virtio_console_create(struct keel_vm *vm, const struct keel_console_device *
 		free(c);
 		return -1;
 	}
-	if (c->in_fd >= 0 && fd_pollable(c->in_fd)) {
+	if (c->in_fd >= 0 && serial_in_pollable(c->in_fd)) {
 		/* Paused (one-shot, nothing asked) until the driver is ready. */
 		if (loop_add(vm->loop, c->in_fd, EPOLLONESHOT, con_input, c, err) < 0)
 			goto fail_prefix;

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The output side of a serial attachment as a device writes it (the 16550A,
- * virtio-console): never blocks the guest for long, never kills the
- * application with SIGPIPE, and gives up cleanly when the reader is gone.
+ * A serial attachment as the devices on it (the 16550A, virtio-console) use
+ * it.  Output never blocks the guest for long, never kills the application
+ * with SIGPIPE, and gives up cleanly when the reader is gone.
  */
-#ifndef KEEL_CORE_SERIAL_OUT_H
-#define KEEL_CORE_SERIAL_OUT_H
+#ifndef KEEL_CORE_SERIAL_IO_H
+#define KEEL_CORE_SERIAL_IO_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,5 +27,11 @@ static inline void serial_out_init(struct serial_out *o, int fd)
  * one time the output breaks for good, so the caller can log it; else 0.
  */
 int serial_out_write(struct serial_out *o, const void *buf, size_t len);
+
+/*
+ * Whether input from `fd` can be waited for: epoll refuses regular files and
+ * some devices (/dev/null), whose input is then treated as no input at all.
+ */
+bool serial_in_pollable(int fd);
 
 #endif
