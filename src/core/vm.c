@@ -136,6 +136,37 @@ void vm_log(struct keel_vm *vm, keel_log_level level, const char *fmt, ...)
 	vm->cfg.log_cb(level, msg, vm->cfg.log_opaque);
 }
 
+void vm_log_limited(struct keel_vm *vm, struct log_ratelimit *rl, keel_log_level level,
+		    const char *fmt, ...)
+{
+	struct timespec ts;
+	uint64_t now;
+	char msg[1024];
+	va_list ap;
+
+	if (!vm->cfg.log_cb || level > vm->cfg.log_level)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (!rl->window_ns || now - rl->window_ns >= 1000000000ULL) {
+		rl->window_ns = now;
+		rl->count = 0;
+	}
+	if (rl->count >= (rl->burst ? rl->burst : 1)) {
+		rl->suppressed++;
+		return;
+	}
+	rl->count++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (rl->suppressed)
+		vm_log(vm, level, "%s (%u similar message(s) suppressed)", msg, rl->suppressed);
+	else
+		vm_log(vm, level, "%s", msg);
+	rl->suppressed = 0;
+}
+
 void vm_add_vdev(struct keel_vm *vm, struct vdev *dev)
 {
 	dev->next = vm->devs;

@@ -75,6 +75,20 @@ void vm_add_vdev(struct keel_vm *vm, struct vdev *dev);
 /* Sends a message to the application's log callback, if any. */
 void vm_log(struct keel_vm *vm, keel_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/*
+ * For messages a guest can trigger at will: at most `burst` (0 counts as 1)
+ * a second.  One owner thread per limiter.
+ */
+struct log_ratelimit {
+	unsigned int burst;
+	uint64_t window_ns;     /* start of the current one-second window */
+	unsigned int count;     /* logged in this window */
+	unsigned int suppressed;
+};
+/* vm_log() through a limiter; the next message logged says how many it dropped. */
+void vm_log_limited(struct keel_vm *vm, struct log_ratelimit *rl, keel_log_level level,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Drives an interrupt line (GSI) of the in-kernel irqchip. */
 void vm_irq_line(struct keel_vm *vm, unsigned int gsi, int level);
 /*

@@ -101,6 +101,7 @@ struct virtio_blk {
 	struct disk_image img;
 	uint64_t capacity;              /* 512-byte sectors */
 	char serial[VIRTIO_BLK_ID_BYTES];
+	struct log_ratelimit warn_rl;   /* guest-triggered warnings (I/O thread) */
 	uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
 	unsigned int nr_queues;
 	struct blk_queue queues[VIRTIO_BLK_MAX_QUEUES];
@@ -243,9 +244,12 @@ static void req_done(struct virtio_blk *blk, struct blk_req *req, uint8_t status
 	}
 }
 
+/* The guest can send bad requests at will: at most BLK_WARN_BURST warnings a second. */
+#define BLK_WARN_BURST 50
 #define guest_warn(blk, req, fmt, ...) \
-	vm_log((blk)->vdev.vm, KEEL_LOG_WARNING, "%s: queue %u, request %u: " fmt, \
-	       (blk)->name, (req)->queue, (req)->head, ##__VA_ARGS__)
+	vm_log_limited((blk)->vdev.vm, &(blk)->warn_rl, KEEL_LOG_WARNING, \
+		       "%s: queue %u, request %u: " fmt, (blk)->name, (req)->queue, \
+		       (req)->head, ##__VA_ARGS__)
 
 static const char *type_name(uint32_t type)
 {
@@ -901,6 +905,7 @@ struct virtio_blk *virtio_blk_new(struct keel_vm *vm, const struct keel_storage_
 	}
 	base = strrchr(att->path, '/');
 	snprintf(blk->name, sizeof(blk->name), "virtio-blk (%s)", base ? base + 1 : att->path);
+	blk->warn_rl.burst = BLK_WARN_BURST;
 
 	queues = cfg->queues ? cfg->queues : vm->cfg.cpus;
 	if (queues < 1)

@@ -141,8 +141,7 @@ struct virtio_net {
 	bool exit;
 	int watched_fd;                 /* back-end fd in epoll, -1: none */
 	uint64_t tx_frames, rx_frames, dropped, be_dropped;
-	uint64_t last_warn_ns;
-	unsigned int warn_suppressed;
+	struct log_ratelimit warn_rl;   /* guest-triggered warnings */
 	struct virtq_chain *chain;      /* scratch for virtq_pop() */
 	uint8_t *scratch;               /* software checksum (TAP -> other) */
 
@@ -187,28 +186,9 @@ static uint64_t now_ns(void)
 }
 
 /* A warning about the guest's frames: at most one a second per device. */
-static void __attribute__((format(printf, 2, 3))) net_warn(struct virtio_net *n,
-							   const char *fmt, ...)
-{
-	uint64_t now = now_ns();
-	char msg[512];
-	va_list ap;
-
-	if (n->last_warn_ns && now - n->last_warn_ns < 1000000000ULL) {
-		n->warn_suppressed++;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (n->warn_suppressed)
-		vm_log(n->vm, KEEL_LOG_WARNING, "%s: %s (%u similar message(s) suppressed)", n->name,
-		       msg, n->warn_suppressed);
-	else
-		vm_log(n->vm, KEEL_LOG_WARNING, "%s: %s", n->name, msg);
-	n->last_warn_ns = now;
-	n->warn_suppressed = 0;
-}
+#define net_warn(n, fmt, ...) \
+	vm_log_limited((n)->vm, &(n)->warn_rl, KEEL_LOG_WARNING, "%s: " fmt, (n)->name, \
+		       ##__VA_ARGS__)
 
 /* ------------------------------------------------------------------ MAC */
 
