@@ -9,10 +9,61 @@
 #include "x86/layout.h"
 
 #define MIB (1ULL << 20)
+#define HUGE_2M (2ULL << 20)
+
+/*
+ * Default: private anonymous memory with transparent huge pages asked for
+ * (MADV_HUGEPAGE), so that the guest runs on 2 MiB host pages where the
+ * host has them free (fewer nested page-table misses, fewer pages per
+ * O_DIRECT request).  The mapping is 2 MiB-aligned for that.  --hugepages:
+ * a hugetlbfs memfd (reserved pages, never split or swapped).  Neither is
+ * inherited across fork(): an application that forks must not get a
+ * copy-on-write view of guest RAM.
+ */
+static uint8_t *map_anon(uint64_t size)
+{
+	uint8_t *p = mmap(NULL, size + HUGE_2M, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uintptr_t head, tail;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	head = (HUGE_2M - ((uintptr_t)p & (HUGE_2M - 1))) & (HUGE_2M - 1);
+	tail = HUGE_2M - head;
+	if (head)
+		munmap(p, head);
+	munmap(p + head + size, tail);
+	p += head;
+	madvise(p, size, MADV_HUGEPAGE);
+	return p;
+}
+
+static uint8_t *map_hugetlb(struct mem *mem, uint64_t size, keel_error **err)
+{
+	uint8_t *p;
+
+	mem->fd = memfd_create("keel-ram", MFD_CLOEXEC | MFD_HUGETLB);
+	if (mem->fd < 0) {
+		err_errno(err, err_code_from_errno(errno), errno,
+			  "cannot create guest RAM (memfd, hugetlb)");
+		return NULL;
+	}
+	if (ftruncate(mem->fd, (off_t)size) < 0) {
+		err_errno(err, KEEL_ERR_NOMEM, errno, "cannot size guest RAM to %llu MiB",
+			  (unsigned long long)(size / MIB));
+		return NULL;
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, mem->fd, 0);
+	if (p == MAP_FAILED) {
+		err_errno(err, KEEL_ERR_NOMEM, errno, "cannot map %llu MiB of guest RAM (hugetlb)",
+			  (unsigned long long)(size / MIB));
+		return NULL;
+	}
+	return p;
+}
 
 int mem_init(struct mem *mem, uint64_t size, bool hugepages, keel_error **err)
 {
-	unsigned int flags = MFD_CLOEXEC;
 	uint64_t low;
 
 	memset(mem, 0, sizeof(*mem));
@@ -21,26 +72,22 @@ int mem_init(struct mem *mem, uint64_t size, bool hugepages, keel_error **err)
 		return err_set(err, KEEL_ERR_INVALID,
 			       "memory size %llu bytes is not a positive multiple of 1 MiB",
 			       (unsigned long long)size);
-	if (hugepages)
-		flags |= MFD_HUGETLB;
-	mem->fd = memfd_create("keel-ram", flags);
-	if (mem->fd < 0)
-		return err_errno(err, err_code_from_errno(errno), errno,
-				 "cannot create guest RAM (memfd%s)", hugepages ? ", hugetlb" : "");
-	if (ftruncate(mem->fd, (off_t)size) < 0) {
-		err_errno(err, KEEL_ERR_NOMEM, errno, "cannot size guest RAM to %llu MiB",
-			  (unsigned long long)(size / MIB));
-		goto fail;
-	}
 	/* NORESERVE: only pages the guest touches cost host memory. */
-	mem->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-			 mem->fd, 0);
-	if (mem->host == MAP_FAILED) {
-		mem->host = NULL;
-		err_errno(err, KEEL_ERR_NOMEM, errno, "cannot map %llu MiB of guest RAM",
-			  (unsigned long long)(size / MIB));
-		goto fail;
+	if (hugepages) {
+		mem->host = map_hugetlb(mem, size, err);
+	} else {
+		mem->host = map_anon(size);
+		if (!mem->host)
+			err_errno(err, KEEL_ERR_NOMEM, errno, "cannot map %llu MiB of guest RAM",
+				  (unsigned long long)(size / MIB));
 	}
+	if (!mem->host) {
+		if (mem->fd >= 0)
+			close(mem->fd);
+		mem->fd = -1;
+		return -1;
+	}
+	madvise(mem->host, size, MADV_DONTFORK);
 	madvise(mem->host, size, MADV_MERGEABLE);
 	mem->size = size;
 	mem->hugepages = hugepages;
@@ -54,10 +101,6 @@ int mem_init(struct mem *mem, uint64_t size, bool hugepages, keel_error **err)
 		mem->nr_regions = 2;
 	}
 	return 0;
-fail:
-	close(mem->fd);
-	mem->fd = -1;
-	return -1;
 }
 
 void mem_fini(struct mem *mem)
@@ -84,7 +127,14 @@ void *mem_ptr(const struct mem *mem, uint64_t gpa, uint64_t len)
 
 void mem_clear(struct mem *mem)
 {
-	/* Punching the memfd frees the pages and reads back as zeroes. */
-	if (fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)mem->size) < 0)
+	/*
+	 * Both free the pages, which then read back as zeroes: private
+	 * anonymous memory after MADV_DONTNEED, the memfd after a punched hole.
+	 */
+	int rc = mem->fd < 0 ? madvise(mem->host, mem->size, MADV_DONTNEED) :
+		 fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+			   (off_t)mem->size);
+
+	if (rc < 0)
 		memset(mem->host, 0, mem->size);
 }

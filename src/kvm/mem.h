@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Guest RAM: one memfd mapped once in the VMM, split into KVM memory slots
- * around the 32-bit MMIO hole.  Every guest-physical access from device code
+ * Guest RAM: one mapping in the VMM (private anonymous memory with THP, or a
+ * hugetlbfs memfd), split into KVM memory slots around the 32-bit MMIO hole.  Every guest-physical access from device code
  * goes through mem_ptr(), which bounds-checks it.
  */
 #ifndef KEEL_KVM_MEM_H
@@ -22,7 +22,7 @@ struct mem_region {
 };
 
 struct mem {
-	int fd;
+	int fd;                 /* hugetlbfs memfd, or -1 (anonymous) */
 	uint8_t *host;          /* whole mapping, `size` bytes */
 	uint64_t size;
 	bool hugepages;
