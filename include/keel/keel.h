@@ -71,7 +71,8 @@ typedef enum keel_log_level {
 
 /*
  * Receives a VM's messages (one line, no newline), from any keel thread.
- * Without a callback keel logs nothing.
+ * Without a callback keel logs nothing.  keel's threads (event, vCPU and
+ * device I/O threads) run with 1 MiB stacks: callbacks must fit in that.
  */
 typedef void (*keel_log_cb)(keel_log_level level, const char *msg, void *opaque);
 

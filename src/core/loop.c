@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/loop.h"
+#include "core/thread.h"
 
 struct watch {
 	int fd;
@@ -103,7 +104,7 @@ static void *loop_thread(void *arg)
 
 int loop_start(struct loop *loop, keel_error **err)
 {
-	int ret = pthread_create(&loop->thread, NULL, loop_thread, loop);
+	int ret = thread_start(&loop->thread, loop_thread, loop);
 
 	if (ret)
 		return err_errno(err, KEEL_ERR_NOMEM, ret, "cannot start the event thread");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bus/bus.h"
+#include "core/thread.h"
 #include "core/vm.h"
 #include "kvm/vcpu.h"
 #include "x86/x86.h"
@@ -254,7 +255,7 @@ int vcpu_start(struct vcpu *vcpu, keel_error **err)
 	/* Born with every signal blocked; the thread unblocks only the kick. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	ret = thread_start(&vcpu->thread, vcpu_thread, vcpu);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret)
 		return err_errno(err, KEEL_ERR_NOMEM, ret, "cannot start vCPU %u's thread", vcpu->id);

@@ -58,6 +58,7 @@
 
 #include "block/image.h"
 #include "core/loop.h"
+#include "core/thread.h"
 #include "core/util.h"
 #include "core/vm.h"
 #include "virtio/blk.h"
@@ -789,7 +790,7 @@ static int blk_start(struct virtio_dev *vdev, keel_error **err)
 	blk->setup_err = NULL;
 	blk->setup_rc = -1;
 	blk->threaded = true;
-	rc = pthread_create(&blk->thread, NULL, io_thread, blk);
+	rc = thread_start(&blk->thread, io_thread, blk);
 	if (rc) {
 		blk->threaded = false;
 		return err_errno(err, KEEL_ERR_NOMEM, rc, "%s: cannot start the I/O thread",

@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include "core/loop.h"
+#include "core/thread.h"
 #include "core/util.h"
 #include "core/vm.h"
 #include "net/backend.h"
@@ -1048,7 +1049,7 @@ struct virtio_net *virtio_net_new(struct keel_vm *vm, int index,
 		    epoll_add(n, n->vdev.kick_fd[TXQ], EV_TX, err) < 0 ||
 		    epoll_add(n, n->vdev.kick_fd[RXQ], EV_RX, err) < 0)
 			goto fail_vdev;
-		rc = pthread_create(&n->thread, NULL, net_thread, n);
+		rc = thread_start(&n->thread, net_thread, n);
 		if (rc) {
 			err_errno(err, KEEL_ERR_NOMEM, rc, "%s: cannot start the I/O thread", n->name);
 			goto fail_vdev;
