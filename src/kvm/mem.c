@@ -13,9 +13,9 @@
 
 /*
  * Default: private anonymous memory with transparent huge pages asked for
- * (MADV_HUGEPAGE), so that the guest runs on 2 MiB host pages where the
- * host has them free (fewer nested page-table misses, fewer pages per
- * O_DIRECT request).  The mapping is 2 MiB-aligned for that.  --hugepages:
+ * (MADV_HUGEPAGE) above 2 MiB, so that the guest runs on 2 MiB host pages
+ * where the host has them free (fewer nested page-table misses, fewer pages
+ * per O_DIRECT request).  The mapping is 2 MiB-aligned for that.  --hugepages:
  * a hugetlbfs memfd (reserved pages, never split or swapped).  Neither is
  * inherited across fork(): an application that forks must not get a
  * copy-on-write view of guest RAM.
@@ -34,7 +34,14 @@ static uint8_t *map_anon(uint64_t size)
 		munmap(p, head);
 	munmap(p + head + size, tail);
 	p += head;
-	madvise(p, size, MADV_HUGEPAGE);
+	/*
+	 * Not the first 2 MiB: it holds the boot data, the legacy hole and,
+	 * for small guests, all they touch; a huge page there would cost 2 MiB
+	 * of zeroing and RSS for a few KiB (and THP=always would do it).
+	 */
+	madvise(p, size < HUGE_2M ? size : HUGE_2M, MADV_NOHUGEPAGE);
+	if (size > HUGE_2M)
+		madvise(p + HUGE_2M, size - HUGE_2M, MADV_HUGEPAGE);
 	return p;
 }
 
