@@ -174,8 +174,10 @@ class Bench:
         return mem_vals('mem_small', r)
 
     def mem_big(self, vmm):
+        # The issue's configuration: 2 disks and a NIC (NAT: keel loads
+        # libslirp for it, QEMU has slirp built in; the guest leaves it idle).
         r = self.run(vmm, self.cmd(vmm, 'bench_boot', 'hold=1', mem=1024,
-                                   cpus=4, disks=self.a.images),
+                                   cpus=4, disks=self.a.images, net='nat'),
                      hold=True, mem=1024)
         return mem_vals('mem_big', r)
 
@@ -363,6 +365,39 @@ class SkipMetric(Exception):
     pass
 
 
+def make_image(path, mib):
+    """Fully allocated raw image of MIB MiB (non-zero data, no holes),
+    flushed to its disk and dropped from the page cache."""
+    if os.path.exists(path) and os.path.getsize(path) == mib << 20:
+        return
+    chunk = os.urandom(1 << 20)
+    with open(path + '.tmp', 'wb') as f:
+        for _ in range(mib):
+            f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    os.replace(path + '.tmp', path)
+
+
+def where(path):
+    """'FSTYPE on SOURCE' of the file system that holds PATH
+    (/proc/self/mountinfo entry with the file's st_dev)."""
+    st = os.stat(path)
+    dev = '%d:%d' % (os.major(st.st_dev), os.minor(st.st_dev))
+    found = '?'
+    try:
+        with open('/proc/self/mountinfo') as f:
+            for line in f:
+                fields = line.split()
+                if fields[2] == dev and ' - ' in line:
+                    fstype, source = line.split(' - ', 1)[1].split()[:2]
+                    found = '%s on %s' % (fstype, source)
+    except OSError:
+        pass
+    return found
+
+
 def host_tsc_hz():
     """This kernel's TSC frequency: dmesg "tsc: Refined/Detected ... MHz",
     else /proc/cpuinfo "cpu MHz"."""
@@ -393,28 +428,47 @@ def vm_hwm(pid):
 
 
 def guest_ram_rss(pid, mem_mib):
-    """Rss (KiB) of the VMM's guest-RAM mapping: the largest-Rss mapping
-    whose size is within [mem, mem + 8 MiB]."""
+    """Rss (KiB) of the VMM's guest RAM: a run of address-contiguous
+    mappings, all marked do-not-copy on fork (VmFlags "dc": both VMMs
+    madvise(MADV_DONTFORK) guest RAM; keel's is two mappings, the first
+    2 MiB without THP), whose total size is within [mem, mem + 8 MiB];
+    the largest-Rss such run."""
     lo, hi = mem_mib << 10, (mem_mib + 8) << 10
-    best = None
-    size = None
+    vmas = []
     try:
         with open('/proc/%d/smaps' % pid) as f:
             for line in f:
-                if line.startswith('Size:'):
-                    size = int(line.split()[1])
-                elif line.startswith('Rss:') and size is not None:
-                    if lo <= size <= hi:
-                        rss = int(line.split()[1])
-                        best = rss if best is None else max(best, rss)
-                    size = None
+                head = line.split()
+                if re.match(r'^[0-9a-f]+-[0-9a-f]+$', head[0]):
+                    start, end = (int(x, 16) for x in head[0].split('-'))
+                    vmas.append({'start': start, 'end': end, 'rss': 0,
+                                 'dc': False})
+                elif head[0] == 'Rss:':
+                    vmas[-1]['rss'] = int(head[1])
+                elif head[0] == 'VmFlags:':
+                    vmas[-1]['dc'] = 'dc' in head[1:]
     except OSError as e:
         log('smaps of %d: %s' % (pid, e))
+        return None
+    best, run = None, []
+    for v in vmas + [{'start': -1, 'end': -1, 'rss': 0, 'dc': False}]:
+        if v['dc'] and run and run[-1]['end'] == v['start']:
+            run.append(v)
+            continue
+        if run:
+            size = (run[-1]['end'] - run[0]['start']) >> 10
+            if lo <= size <= hi:
+                rss = sum(x['rss'] for x in run)
+                best = rss if best is None else max(best, rss)
+        run = [v] if v['dc'] else []
     return best
 
 
 def mem_vals(prefix, r):
-    touched = r['guest_rss_kib'] or 0
+    touched = r['guest_rss_kib']
+    if touched is None:
+        # Overhead would silently become peak RSS.
+        raise RuntimeError('%s: no guest-RAM mapping found in smaps' % prefix)
     return {prefix + '_overhead_mib': (r['maxrss_kib'] - touched) / 1024,
             prefix + '_peak_mib': r['maxrss_kib'] / 1024,
             prefix + '_touched_mib': touched / 1024}
@@ -425,9 +479,13 @@ def main():
     ap.add_argument('--build', required=True)
     ap.add_argument('--qemu', default='qemu-system-x86_64')
     ap.add_argument('--out', required=True, help='JSON results')
-    ap.add_argument('--image', dest='images', action='append', required=True,
+    ap.add_argument('--image', dest='images', action='append', default=[],
                     help='raw disk image (first: benchmarked; second: '
-                    'extra disk of the 1 GiB memory guest)')
+                    'extra disk of the 1 GiB memory guest); ignored when '
+                    '$KEEL_L1_SCRATCH is set')
+    ap.add_argument('--image-mib', type=int, default=1024,
+                    help='size of the benchmarked image made on '
+                    '$KEEL_L1_SCRATCH')
     ap.add_argument('--runs', type=int, default=5)
     ap.add_argument('--warmup', type=int, default=1)
     ap.add_argument('--exits', type=int, default=10000)
@@ -442,16 +500,35 @@ def main():
     ap.add_argument('--linux-warmup', type=int, default=0)
     ap.add_argument('--only', default='boot,mem,exit,blk,fio,net,linux')
     a = ap.parse_args()
-    b = Bench(a)
     only = a.only.split(',')
+    scratch = os.environ.get('KEEL_L1_SCRATCH')
+    disk_rows = bool({'mem', 'blk', 'fio'} & set(only))
+    if scratch and disk_rows:
+        # run-in-l1 --scratch-mib: ext4 on a virtio-blk disk of L1, where
+        # O_DIRECT is real (not 9p requests, as in the repository dir).
+        t = time.monotonic()
+        a.images = [os.path.join(scratch, 'disk-%dM.img' % a.image_mib),
+                    os.path.join(scratch, 'disk2-16M.img')]
+        make_image(a.images[0], a.image_mib)
+        make_image(a.images[1], 16)
+        log('images on %s: %.1f s' % (scratch, time.monotonic() - t))
+    elif disk_rows and len(a.images) < 2:
+        ap.error('two --image files needed (or $KEEL_L1_SCRATCH)')
+    b = Bench(a)
     info = {'runs': a.runs, 'warmup': a.warmup, 'exits': a.exits,
             'blk_ms': a.blk_ms, 'seq_qd': a.seq_qd,
-            'image_mib': os.path.getsize(a.images[0]) >> 20,
+            'l1_cpus': os.cpu_count(),
             'kernel': os.uname().release,
             'kvm': kvm_kind(),
             'qemu_version': subprocess.run([a.qemu, '--version'],
                                            capture_output=True, text=True)
             .stdout.split('\n')[0]}
+    if a.images:
+        info.update({'image_mib': os.path.getsize(a.images[0]) >> 20,
+                     'image': os.path.abspath(a.images[0]),
+                     'image_fs': where(a.images[0]),
+                     'image_drive': os.environ.get('KEEL_L1_SCRATCH_DRIVE')
+                     if scratch else None})
     t = time.monotonic()
     if 'boot' in only:
         b.alternate('start-up', b.boot)

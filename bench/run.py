@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from inner import make_image
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 KVM_GET_API_VERSION = 0xae00
@@ -35,9 +37,9 @@ ROWS = [
     ('mem_small_overhead_mib', 'VMM memory overhead, 1 vCPU 128 MiB '
      '(peak RSS - guest RAM touched)', 'MiB', False),
     ('mem_small_peak_mib', '  peak RSS, 1 vCPU 128 MiB', 'MiB', False),
-    ('mem_big_overhead_mib', 'VMM memory overhead, 4 vCPU 1 GiB 2 disks',
+    ('mem_big_overhead_mib', 'VMM memory overhead, 4 vCPU 1 GiB 2 disks + NIC',
      'MiB', False),
-    ('mem_big_peak_mib', '  peak RSS, 4 vCPU 1 GiB 2 disks', 'MiB', False),
+    ('mem_big_peak_mib', '  peak RSS, 4 vCPU 1 GiB 2 disks + NIC', 'MiB', False),
     ('exit_pio_ns', 'exit round-trip: port-I/O write, unclaimed port',
      'us/exit', False),
     ('exit_mmio_ns', 'exit round-trip: MMIO write, unclaimed address',
@@ -84,17 +86,6 @@ def kvm_usable():
         os.close(fd)
 
 
-def make_image(path, mib):
-    """Fully allocated raw image of MIB MiB (non-zero data, no holes)."""
-    if os.path.exists(path) and os.path.getsize(path) == mib << 20:
-        return
-    chunk = os.urandom(1 << 20)
-    with open(path + '.tmp', 'wb') as f:
-        for _ in range(mib):
-            f.write(chunk)
-    os.replace(path + '.tmp', path)
-
-
 def ensure_fio(quick):
     if shutil.which('fio'):
         return
@@ -136,6 +127,28 @@ def cpu_model():
     return platform.processor() or '?'
 
 
+def image_text(info):
+    """Where the block rows' image lives, for the table's description."""
+    if 'image' not in info:
+        return 'image location not recorded'
+    text = 'image %s on %s' % (info['image'], info.get('image_fs', '?'))
+    if info.get('image_drive'):
+        text += (', a virtio-blk disk of L1 (run-in-l1 --scratch-mib; host '
+                 'back end: a sparse raw file, -drive %s), so O_DIRECT is '
+                 'real' % info['image_drive'])
+    return text + '; host fio uses the same file'
+
+
+def with_opt(cmd, opt, value):
+    """CMD with OPT's value replaced (or OPT VALUE appended)."""
+    cmd = list(cmd)
+    if opt in cmd:
+        cmd[cmd.index(opt) + 1] = value
+    else:
+        cmd += [opt, value]
+    return cmd
+
+
 def table(raw, machine):
     info, s, host = raw['info'], raw['samples'], raw['host']
     out = []
@@ -150,12 +163,12 @@ def table(raw, machine):
                'cache=none,aio=%s; keel --disk IMG,cache=direct. Exit rows: '
                '%d exits per run; guest rdtsc cycles converted at this '
                'kernel\'s TSC rate, %.0f MHz, for both VMMs. Block rows: %d MiB raw image, %d ms per '
-               'test, polled guest driver.' % (
+               'test, polled guest driver; %s.' % (
                    info['runs'], info['warmup'],
                    info['qemu_version'].replace('QEMU emulator version ', ''),
                    info['qemu_aio'], info['exits'], info['tsc_hz'] / 1e6,
-                   info['image_mib'],
-                   info['blk_ms']))
+                   info.get('image_mib', 0),
+                   info['blk_ms'], image_text(info)))
     only = info.get('only', [])
     if 'net' in only:
         out.append('')
@@ -246,13 +259,18 @@ def main():
     ap.add_argument('--runs', type=int, default=5)
     ap.add_argument('--exits', type=int, default=10000)
     ap.add_argument('--blk-ms', type=int, default=1000)
-    ap.add_argument('--image-mib', type=int, default=256)
+    ap.add_argument('--image-mib', type=int, default=1024)
     ap.add_argument('--net-count', type=int, default=5000)
     ap.add_argument('--net-size', type=int, default=1024)
     ap.add_argument('--linux-runs', type=int, default=3)
-    ap.add_argument('--only', default='boot,mem,exit,blk,fio,net,linux')
+    ap.add_argument('--only', default='boot,mem,exit,blk,fio,net',
+                    help='rows to run (comma list); "linux" (Linux time to '
+                    'init) is not in the default set')
     ap.add_argument('--timeout', type=int, default=900,
                     help='run-in-l1 timeout, seconds')
+    ap.add_argument('--l1-cpus', type=int, default=2,
+                    help='vCPUs of the nested L1 (default 2: the VMM\'s '
+                    'I/O threads do not share one CPU with a spinning guest)')
     a = ap.parse_args()
     t0 = time.monotonic()
     build = os.path.relpath(os.path.abspath(a.build), REPO)
@@ -273,26 +291,31 @@ def main():
     os.makedirs(work, exist_ok=True)
     os.makedirs(os.path.join(HERE, 'results'), exist_ok=True)
     ensure_fio(a.quick)
-    img = os.path.join(work, 'disk-%dM.img' % a.image_mib)
-    img2 = os.path.join(work, 'disk2-16M.img')
-    make_image(img, a.image_mib)
-    make_image(img2, 16)
     raw_path = os.path.join(work, 'quick.json' if a.quick else 'raw.json')
     if os.path.exists(raw_path):
         os.unlink(raw_path)
     rel = lambda p: os.path.relpath(p, REPO)	# noqa: E731
     inner = ['python3', rel(os.path.join(HERE, 'inner.py')), '--build', build,
-             '--out', rel(raw_path), '--image', rel(img), '--image', rel(img2),
+             '--out', rel(raw_path), '--image-mib', str(a.image_mib),
              '--runs', str(a.runs), '--warmup', '0' if a.quick else '1',
              '--exits', str(a.exits), '--blk-ms', str(a.blk_ms),
              '--net-count', str(a.net_count), '--net-size', str(a.net_size),
              '--linux-runs', str(a.linux_runs), '--only', a.only]
+    steps, extra_raw = [], []     # further L1 boots, their JSON files
     ok, why = kvm_usable()
     machine = {'cpu': cpu_model(), 'kernel': platform.release()}
     if ok:
         kind = 'kvm_pvm' if os.path.exists('/sys/module/kvm_pvm') else \
             'hardware'
         cmd = inner
+        if not os.environ.get('KEEL_L1_SCRATCH'):
+            # Otherwise (already in an L1 with a scratch disk) inner.py
+            # makes the images there.
+            img = os.path.join(work, 'disk-%dM.img' % a.image_mib)
+            img2 = os.path.join(work, 'disk2-16M.img')
+            make_image(img, a.image_mib)
+            make_image(img2, 16)
+            cmd = inner + ['--image', rel(img), '--image', rel(img2)]
         machine['kvm_short'] = '/dev/kvm: %s' % kind
         machine['kvm_long'] = 'host with /dev/kvm (%s)' % kind
     elif os.environ.get('KEEL_BENCH_NO_NESTED'):
@@ -300,26 +323,56 @@ def main():
         log('no usable /dev/kvm here (%s); the nested run covers this: skipped' % why)
         return 77
     else:
-        log('no usable /dev/kvm here (%s): running inside one L1 boot of '
+        log('no usable /dev/kvm here (%s): running inside an L1 boot of '
             'tests/nested/run-in-l1' % why)
-        cmd = [os.path.join(REPO, 'tests/nested/run-in-l1'), '--timeout',
-               str(a.timeout), '--'] + inner
+        # The images go on a scratch disk of L1 (ext4 on virtio-blk, real
+        # O_DIRECT), made and filled by inner.py there: room for both images
+        # plus ext4's journal (<= 16 MiB here) and metadata.
+        scratch_mib = a.image_mib + 16 + 48 + a.image_mib // 8
+        l1 = [os.path.join(REPO, 'tests/nested/run-in-l1'), '--timeout',
+              str(a.timeout)]
+        only = a.only.split(',')
+        if 'linux' in only and a.l1_cpus > 1 and len(only) > 1:
+            # Interrupt-driven L2 guests (Linux) stall under both VMMs in a
+            # multi-CPU L1 (README, Caveats): the Linux rows get a second,
+            # 1-CPU L1 boot of their own.
+            rest = ','.join(x for x in only if x != 'linux')
+            linux_raw = raw_path + '.linux'
+            steps.append(l1 + ['--smp', '1', '--'] + with_opt(
+                with_opt(inner, '--only', 'linux'), '--out', rel(linux_raw)))
+            extra_raw.append(linux_raw)
+            inner = with_opt(inner, '--only', rest)
+        cmd = l1 + ['--smp', str(a.l1_cpus), '--scratch-mib',
+                    str(scratch_mib), '--'] + inner
         machine['kvm_short'] = 'NESTED under QEMU TCG: L1 kvm_amd on ' \
             'emulated SVM'
         machine['kvm_long'] = ('nested setup: both VMMs run in an L1 Linux '
                                'VM emulated by QEMU TCG (no hardware '
                                'virtualization), whose kvm_amd runs on '
                                'TCG-emulated SVM+NPT')
-    r = subprocess.run(cmd, cwd=REPO)
-    if r.returncode == 77:
-        log('no /dev/kvm, not even in L1: skipped')
-        return 77
-    if r.returncode != 0 or not os.path.exists(raw_path):
-        log('benchmark failed (status %d)' % r.returncode)
-        return 1
+    for c, out in [(cmd, raw_path)] + list(zip(steps, extra_raw)):
+        if os.path.exists(out):
+            os.unlink(out)
+        r = subprocess.run(c, cwd=REPO)
+        if r.returncode == 77:
+            log('no /dev/kvm, not even in L1: skipped')
+            return 77
+        if r.returncode != 0 or not os.path.exists(out):
+            log('benchmark failed (status %d)' % r.returncode)
+            return 1
     with open(raw_path) as f:
         raw = json.load(f)
     info = raw['info']
+    for path in extra_raw:
+        with open(path) as f:
+            more = json.load(f)
+        raw['samples'].update(more['samples'])
+        info['only'] += more['info']['only']
+        info['skipped'].update(more['info']['skipped'])
+        info['inner_s'] += more['info']['inner_s']
+        for k in ('linux_runs', 'linux_warmup'):
+            info[k] = more['info'][k]
+        info['linux_l1_cpus'] = more['info']['l1_cpus']
     machine['text'] = ('host CPU %s, host kernel %s, host /dev/kvm: %s; '
                        'VMMs ran on kernel %s, /dev/kvm there: %s%s. '
                        'Wall time %.0f s (VMM runs %.0f s).' % (
@@ -327,7 +380,12 @@ def main():
                            'usable' if ok else 'absent (%s)' % why,
                            info['kernel'], info['kvm'],
                            '' if ok else ' = L1 under QEMU TCG '
-                           '(-cpu max,+svm,+npt, 1 vCPU, 2 GiB)',
+                           '(-cpu max,+svm,+npt, %d vCPU%s, 2 GiB, '
+                           'round-robin TCG%s)' % (
+                               a.l1_cpus, 's' if a.l1_cpus > 1 else '',
+                               '; the Linux rows in a second L1 boot with '
+                               '%d vCPU' % info['linux_l1_cpus']
+                               if 'linux_l1_cpus' in info else ''),
                            time.monotonic() - t0, info['inner_s']))
     md = table(raw, machine)
     sys.stdout.write(md)

@@ -7,7 +7,8 @@
 #     with `apt-get download` and unpacked into the cache (it is NOT installed
 #     on the host: no /boot changes, no initramfs/grub hooks)
 #   * a small initramfs: static busybox + kvm/kvm_amd/9p/virtio modules + init
-#     (+ tun/bridge/veth for the networking tests)
+#     (+ tun/bridge/veth for the networking tests, virtio_blk + ext4 for
+#     run-in-l1 --scratch-mib)
 #
 # Cache dir: $1, else $KEEL_NESTED_CACHE, else <repo>/build/nested-cache.
 # Env: KEEL_NESTED_KPKG=linux-image-6.1.0-NN-amd64 pins a kernel package.
@@ -29,6 +30,8 @@ command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
     && ! ldd /bin/busybox >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v cpio >/dev/null || need_pkgs+=(cpio)
 command -v depmod >/dev/null || need_pkgs+=(kmod)
+# mkfs.ext4 for run-in-l1 --scratch-mib
+PATH=$PATH:/usr/sbin:/sbin command -v mkfs.ext4 >/dev/null || need_pkgs+=(e2fsprogs)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -101,7 +104,7 @@ cp "$here/l1-init" "$work/init"
 chmod 755 "$work/init"
 
 # Module load order, resolved from modules.dep (modprobe --show-depends).
-# Two groups: "base" (needed to mount the 9p shares) and "kvm".
+# Groups: "base" (needed to mount the 9p shares), "kvm", "net" and "blk".
 add_mods() { # group modname...
     local group=$1; shift
     local m line path
@@ -124,13 +127,17 @@ add_mods() { # group modname...
 : >"$work/lib/modules/base.order"
 : >"$work/lib/modules/kvm.order"
 : >"$work/lib/modules/net.order"
+: >"$work/lib/modules/blk.order"
 add_mods base virtio_pci 9pnet_virtio 9p
 add_mods kvm kvm_amd
 # Networking tests (virtio-net back ends): TAP devices, bridges, veth pairs;
 # loop devices for the host-block-device disk test.
 add_mods net tun bridge veth loop
+# run-in-l1 --scratch-mib: a virtio-blk disk with ext4 (modprobe lists the
+# crc32c soft dependencies too); loaded only when that disk is attached.
+add_mods blk virtio_blk ext4
 
 (cd "$work" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$initrd.tmp"
 mv "$initrd.tmp" "$initrd"
 echo "$stamp" >"$cache/initramfs.stamp"
-log "ready: $cache (kernel $kver; modules: $(tr '\n' ' ' <"$work/lib/modules/base.order")$(tr '\n' ' ' <"$work/lib/modules/kvm.order")$(tr '\n' ' ' <"$work/lib/modules/net.order"))"
+log "ready: $cache (kernel $kver; modules: $(tr '\n' ' ' <"$work/lib/modules/base.order")$(tr '\n' ' ' <"$work/lib/modules/kvm.order")$(tr '\n' ' ' <"$work/lib/modules/net.order")$(tr '\n' ' ' <"$work/lib/modules/blk.order"))"
