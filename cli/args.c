@@ -30,7 +30,7 @@ void cli_usage(FILE *stream)
 		"                           for one client before starting), fd:N (an inherited\n"
 		"                           descriptor for both directions)\n"
 		"  -d, --disk SPEC          virtio-blk disk: PATH[,ro][,sync=full|fsync|none]\n"
-		"                           [,cache=host|direct][,serial=STR][,queues=N]\n"
+		"                           [,cache=host|direct][,serial=STR][,queues=N][,poll=US]\n"
 		"      --rng[=BYTES/S]      virtio-rng entropy device, optionally rate-limited\n"
 		"      --console SPEC       virtio console (hvc0), SPEC as for --serial\n"
 		"  -n, --net SPEC           virtio-net NIC, each SPEC optionally ,mac=XX:XX:XX:XX:XX:XX:\n"
@@ -358,7 +358,7 @@ keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len)
 	char *copy = strdup(spec), *opt, *save = NULL;
 	keel_storage_attachment *att = NULL;
 	keel_storage_device *dev = NULL;
-	unsigned long queues = 0;
+	unsigned long queues = 0, poll_us = KEEL_BLK_POLL_DEFAULT_US;
 	keel_error *err = NULL;
 	char *path;
 
@@ -404,9 +404,19 @@ keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len)
 				snprintf(msg, msg_len, "queues=%s: not a number", val);
 				goto out;
 			}
+		} else if (!strcmp(opt, "poll") && val) {
+			char *end;
+
+			errno = 0;
+			poll_us = strtoul(val, &end, 10);
+			if (errno || *end || !*val || poll_us > KEEL_BLK_POLL_MAX_US) {
+				snprintf(msg, msg_len, "poll=%s: not a number of microseconds from 0 to %d",
+					 val, KEEL_BLK_POLL_MAX_US);
+				goto out;
+			}
 		} else {
 			snprintf(msg, msg_len,
-				 "unknown option '%s%s%s' (expected ro, sync=full|fsync|none, cache=host|direct, serial=STR, queues=N)",
+				 "unknown option '%s%s%s' (expected ro, sync=full|fsync|none, cache=host|direct, serial=STR, queues=N, poll=US)",
 				 opt, val ? "=" : "", val ? val : "");
 			goto out;
 		}
@@ -418,6 +428,7 @@ keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len)
 		goto out;
 	}
 	keel_virtio_block_device_set_queues(dev, (unsigned int)queues);
+	keel_virtio_block_device_set_poll_us(dev, (unsigned int)poll_us);
 out:
 	keel_storage_attachment_free(att);
 	keel_error_free(err);

@@ -159,6 +159,18 @@ KEEL_API keel_storage_device *keel_virtio_block_device_new(keel_storage_attachme
 							   keel_error **err);
 /* Request queues: 0 (default) means one per vCPU. */
 KEEL_API void keel_virtio_block_device_set_queues(keel_storage_device *dev, unsigned int queues);
+/*
+ * Busy-poll window, in microseconds: when the disk's last request has
+ * completed, its I/O thread watches the request queues this long, with the
+ * guest's kicks suppressed, before it sleeps; a request the guest sends
+ * within the window then costs no VM exit and no thread wake-up.  The
+ * price is up to that much CPU time per idle period.  0 turns polling off;
+ * the default is KEEL_BLK_POLL_DEFAULT_US; values above
+ * KEEL_BLK_POLL_MAX_US are treated as that.
+ */
+#define KEEL_BLK_POLL_DEFAULT_US 50
+#define KEEL_BLK_POLL_MAX_US 1000
+KEEL_API void keel_virtio_block_device_set_poll_us(keel_storage_device *dev, unsigned int us);
 KEEL_API void keel_storage_device_free(keel_storage_device *dev);
 
 /* ------------------------------------------------------------ other devices */

@@ -51,6 +51,7 @@ struct keel_storage_device {
 	enum storage_kind kind;
 	struct keel_storage_attachment *att;
 	unsigned int queues;    /* 0: one per vCPU */
+	unsigned int poll_us;   /* busy-poll window, <= KEEL_BLK_POLL_MAX_US */
 };
 
 struct keel_entropy_device {

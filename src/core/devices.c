@@ -95,12 +95,18 @@ keel_storage_device *keel_virtio_block_device_new(keel_storage_attachment *att, 
 	}
 	dev->kind = STORAGE_VIRTIO_BLK;
 	dev->att = att;
+	dev->poll_us = KEEL_BLK_POLL_DEFAULT_US;
 	return dev;
 }
 
 void keel_virtio_block_device_set_queues(keel_storage_device *dev, unsigned int queues)
 {
 	dev->queues = queues;
+}
+
+void keel_virtio_block_device_set_poll_us(keel_storage_device *dev, unsigned int us)
+{
+	dev->poll_us = us < KEEL_BLK_POLL_MAX_US ? us : KEEL_BLK_POLL_MAX_US;
 }
 
 void keel_storage_device_free(keel_storage_device *dev)
@@ -176,8 +182,10 @@ static keel_storage_device *storage_dup(const keel_storage_device *src, keel_err
 		return NULL;
 	}
 	dev = keel_virtio_block_device_new(att, err);
-	if (dev)
+	if (dev) {
 		dev->queues = src->queues;
+		dev->poll_us = src->poll_us;
+	}
 	return dev;
 }
 

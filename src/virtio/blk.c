@@ -17,6 +17,9 @@
  *      re-enables kicks and goes again if more arrived meanwhile;
  *   4. notifies each queue that had buffers used, once (virtq_should_notify:
  *      with EVENT_IDX most of these raise nothing).
+ *   5. if that was the last request in flight, busy-polls the queues for
+ *      poll_ns with kicks suppressed (poll_queues): the next request of a
+ *      guest waiting on the last one costs no exit and no wake-up.
  * The thread never takes vdev->lock (ops->start/stop run with it held and
  * stop waits for the thread): it signals interrupts with virtio_dev_notify()
  * (lock-free) and hands a broken ring to the VM's event loop,
@@ -54,6 +57,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "block/image.h"
@@ -118,6 +122,7 @@ struct virtio_blk {
 	bool stopping;                  /* no new requests; drain and leave */
 	bool failed;                    /* the guest broke a ring */
 	bool io_active;
+	uint64_t poll_ns;               /* busy-poll window, 0: off */
 
 	/* A broken ring, reported from the VM's event loop (see blk_fail). */
 	int fail_fd;
@@ -748,6 +753,45 @@ void virtio_blk_io_end(struct virtio_blk *blk)
 	blk->io_active = false;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Called when the last request in flight has completed: watches the queues
+ * for up to poll_ns with kicks suppressed, so that a guest sending its next
+ * request within the window costs neither a VM exit nor a wake-up of this
+ * thread (vhost's busyloop, QEMU's iothread polling).  Marks in
+ * kick_pending the queues that have requests; if none came, re-enables
+ * kicks first (taking what arrived meanwhile).  Stop requests wait for the
+ * window's end (at most KEEL_BLK_POLL_MAX_US).
+ */
+static void poll_queues(struct virtio_blk *blk)
+{
+	uint64_t end = now_ns() + blk->poll_ns;
+	unsigned int q;
+
+	for (q = 0; q < blk->nr_queues; q++)
+		virtq_suppress_kicks(&blk->vdev.vqs[q]);
+	do {
+		for (q = 0; q < blk->nr_queues; q++)
+			if (virtq_has_avail(&blk->vdev.vqs[q]))
+				blk->kick_pending |= 1ULL << q;
+		if (blk->kick_pending)
+			return;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	} while (now_ns() < end);
+	for (q = 0; q < blk->nr_queues; q++)
+		if (virtq_enable_kicks(&blk->vdev.vqs[q]))
+			blk->kick_pending |= 1ULL << q;
+}
+
 static void *io_thread(void *opaque)
 {
 	struct virtio_blk *blk = opaque;
@@ -763,8 +807,16 @@ static void *io_thread(void *opaque)
 		return NULL;
 
 	while (!blk->stopping) {
+		bool completed;
+
 		process_kicked(blk);
+		completed = blk->notify_pending != 0;
 		notify_queues(blk);
+		if (completed && blk->poll_ns && !blk->ring.inflight && !blk->failed) {
+			poll_queues(blk);
+			if (blk->kick_pending)
+				continue;
+		}
 		arm_polls(blk);
 		if (disk_ring_submit(&blk->ring, true) < 0) {
 			vm_log(blk->vdev.vm, KEEL_LOG_ERROR,
@@ -914,6 +966,7 @@ struct virtio_blk *virtio_blk_new(struct keel_vm *vm, const struct keel_storage_
 	if (queues > VIRTIO_BLK_MAX_QUEUES)
 		queues = VIRTIO_BLK_MAX_QUEUES;
 	blk->nr_queues = queues;
+	blk->poll_ns = (uint64_t)cfg->poll_us * 1000;
 
 	if (disk_image_open(&blk->img, att, err) < 0)
 		goto fail;

@@ -357,6 +357,23 @@ void virtq_disable_kicks(struct virtq *vq)
 		vq->used[USED_FLAGS] = htole16(VIRTQ_USED_F_NO_NOTIFY);
 }
 
+void virtq_suppress_kicks(struct virtq *vq)
+{
+	if (!vq->enabled || vq->broken)
+		return;
+	/* One behind what we have taken: need_event() stays false (2.7.10). */
+	if (vq->event_idx)
+		*avail_event_ptr(vq) = htole16((uint16_t)(vq->last_avail - 1));
+	else
+		vq->used[USED_FLAGS] = htole16(VIRTQ_USED_F_NO_NOTIFY);
+}
+
+bool virtq_has_avail(const struct virtq *vq)
+{
+	return vq->enabled && !vq->broken &&
+	       load_avail_idx(vq, __ATOMIC_ACQUIRE) != vq->last_avail;
+}
+
 bool virtq_enable_kicks(struct virtq *vq)
 {
 	return virtq_enable_kicks_ahead(vq, 0);

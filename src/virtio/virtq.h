@@ -118,6 +118,13 @@ bool virtq_should_notify(struct virtq *vq);
 void virtq_disable_kicks(struct virtq *vq);
 bool virtq_enable_kicks(struct virtq *vq);
 /*
+ * For a device that busy-polls the ring: asks the driver not to kick at all
+ * (with EVENT_IDX, avail_event one behind the last buffer taken) until
+ * virtq_enable_kicks(); virtq_has_avail() tells whether buffers are waiting.
+ */
+void virtq_suppress_kicks(struct virtq *vq);
+bool virtq_has_avail(const struct virtq *vq);
+/*
  * virtq_enable_kicks() after virtq_unpop(vq, ahead) when the chains given
  * back were not enough: the `ahead` chains past the avail index are already
  * known to the device, so (with EVENT_IDX) the driver is asked to kick only

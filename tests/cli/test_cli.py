@@ -41,6 +41,9 @@ with tempfile.TemporaryDirectory() as d:
     expect(["run", "--kernel", junk, "--console", "tcp:1"], 2, "expected stdio, file:PATH, socket:PATH, fd:N or none")
     expect(["run", "--kernel", junk, "--disk", junk + ",bogus"], 2, "unknown option 'bogus'")
     expect(["run", "--kernel", junk, "--disk", junk + ",queues=x"], 2, "queues=x: not a number")
+    expect(["run", "--kernel", junk, "--disk", junk + ",poll=1001"], 2,
+           "poll=1001: not a number of microseconds from 0 to 1000")
+    expect(["run", "--kernel", junk, "--disk", junk + ",poll=-1"], 2, "poll=-1: not a number")
     expect(["run", "--kernel", junk, "--rng=fast"], 2, "not a rate in bytes per second")
     expect(["run", "--kernel", junk, "--virtio-transport", "usb"], 2, "expected pci or mmio")
     expect(["run", "--kernel", junk, "--net", "wifi"], 2, "expected nat, tap=IFNAME")

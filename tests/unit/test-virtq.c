@@ -503,6 +503,58 @@ static void test_event_idx(void)
 	CHECK(!err);
 }
 
+/* The driver's side of 2.7.10: does adding old -> new_idx kick? */
+static bool driver_kicks(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+/* Polling devices: virtq_suppress_kicks() and virtq_has_avail(). */
+static void test_suppress(void)
+{
+	keel_error *err = NULL;
+	struct virtq vq;
+	struct drv drv;
+
+	/* EVENT_IDX: avail_event one behind, so no add kicks, even at 0. */
+	setup(&vq, &drv, 8, true, false);
+	for (unsigned int i = 0; i < 8; i++)
+		desc(i, DATA_GPA, 1, 0, 0);
+	CHECK(!virtq_has_avail(&vq));
+	virtq_suppress_kicks(&vq);
+	CHECK(avail_event(&drv) == 0xffff);
+	CHECK(!driver_kicks(avail_event(&drv), 1, 0));
+	publish(&drv, 0);
+	CHECK(virtq_has_avail(&vq));
+	CHECK(virtq_pop(&vq, &chain, &err) == 1);
+	CHECK(!virtq_has_avail(&vq));
+	virtq_suppress_kicks(&vq);
+	CHECK(avail_event(&drv) == 0);
+	for (uint16_t old = 1; old < 5; old++)          /* a burst, none kicks */
+		CHECK(!driver_kicks(avail_event(&drv), (uint16_t)(old + 1), old));
+	/* Re-enabled: the next add kicks again. */
+	CHECK(!virtq_enable_kicks(&vq));
+	CHECK(driver_kicks(avail_event(&drv), 2, 1));
+	CHECK(used_ring()[0] == 0);
+
+	/* Without EVENT_IDX: the used flags. */
+	setup(&vq, &drv, 4, false, false);
+	desc(0, DATA_GPA, 1, 0, 0);
+	virtq_suppress_kicks(&vq);
+	CHECK(used_ring()[0] == VIRTQ_USED_F_NO_NOTIFY);
+	publish(&drv, 0);
+	CHECK(virtq_has_avail(&vq));
+	CHECK(virtq_enable_kicks(&vq));         /* arrived while suppressed */
+	CHECK(used_ring()[0] == 0);
+	CHECK(virtq_pop(&vq, &chain, &err) == 1);
+
+	/* A broken queue answers nothing. */
+	vq.broken = true;
+	publish(&drv, 0);
+	CHECK(!virtq_has_avail(&vq));
+	CHECK(!err);
+}
+
 /*
  * A queue of 4 with EVENT_IDX, as if it had run for a while: avail and used
  * indices at `idx`; descriptor i is one byte at DATA_GPA + i with `flags`.
@@ -975,6 +1027,7 @@ int main(void)
 	test_indirect();
 	test_no_interrupt();
 	test_event_idx();
+	test_suppress();
 	test_wrap();
 	test_fill_flush();
 	test_unpop();
