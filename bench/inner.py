@@ -328,37 +328,42 @@ class Bench:
             self.qemu_aio = 'threads'
 
     def fio(self):
-        """Host fio on the same file: io_uring, O_DIRECT, same bs/iodepth."""
+        """Host fio on the same file: io_uring, O_DIRECT, same bs/iodepth;
+        each job a.runs times (one 1 s run varies by +-30 % here)."""
         fio = shutil.which('fio')
         res = {}
         if not fio:
             log('fio not found: no host column')
             return res
         secs = max(1, round(self.a.blk_ms / 1000))
-        for name in self.a.blk_tests.split(','):
-            rw = {'rr': 'randread', 'rw': 'randwrite', 'sr': 'read',
-                  'sw': 'write'}[name[:2]]
-            seq = name[0] == 's'
-            qd = self.a.seq_qd if seq else int(name[2:])
-            bs = '1M' if seq else '4k'
-            cmd = [fio, '--name=' + name, '--filename=' + self.a.images[0],
-                   '--ioengine=io_uring', '--direct=1', '--rw=' + rw,
-                   '--bs=' + bs, '--iodepth=%d' % qd, '--time_based',
-                   '--runtime=%d' % secs, '--output-format=json',
-                   '--randrepeat=0', '--norandommap']
-            try:
-                p = subprocess.run(cmd, capture_output=True, text=True,
-                                   timeout=60 + secs)
-                j = json.loads(p.stdout[p.stdout.index('{'):])['jobs'][0]
-                part = j['read'] if rw in ('randread', 'read') else j['write']
-                if seq:
-                    res['blk_' + name] = part['bw_bytes'] / 2**20
-                else:
-                    res['blk_' + name] = part['iops']
-            except Exception as e:	# noqa: BLE001 - report and go on
-                log('fio %s failed: %s %s' % (name, e, getattr(
-                    p, 'stderr', '')[-300:] if 'p' in dir() else ''))
+        for _ in range(self.a.runs):
+            for name in self.a.blk_tests.split(','):
+                val = self.fio_job(fio, name, secs)
+                if val is not None:
+                    res.setdefault('blk_' + name, []).append(val)
         return res
+
+    def fio_job(self, fio, name, secs):
+        rw = {'rr': 'randread', 'rw': 'randwrite', 'sr': 'read',
+              'sw': 'write'}[name[:2]]
+        seq = name[0] == 's'
+        qd = self.a.seq_qd if seq else int(name[2:])
+        cmd = [fio, '--name=' + name, '--filename=' + self.a.images[0],
+               '--ioengine=io_uring', '--direct=1', '--rw=' + rw,
+               '--bs=' + ('1M' if seq else '4k'), '--iodepth=%d' % qd,
+               '--time_based', '--runtime=%d' % secs, '--output-format=json',
+               '--randrepeat=0', '--norandommap']
+        p = None
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True,
+                               timeout=60 + secs)
+            j = json.loads(p.stdout[p.stdout.index('{'):])['jobs'][0]
+            part = j['read'] if rw in ('randread', 'read') else j['write']
+            return part['bw_bytes'] / 2**20 if seq else part['iops']
+        except Exception as e:	# noqa: BLE001 - report and go on
+            log('fio %s failed: %s %s' % (name, e,
+                                          p.stderr[-300:] if p else ''))
+            return None
 
 
 class SkipMetric(Exception):

@@ -197,10 +197,10 @@ def table(raw, machine):
         out.append('')
         out.append('Skipped %s rows: %s.' % (k, why))
     out.append('')
-    hdr = ('| metric (%s) | unit | keel | QEMU | host fio | keel/QEMU |'
-           % machine['kvm_short'])
+    hdr = ('| metric (%s) | unit | keel | QEMU | host fio | keel/QEMU | '
+           'keel/fio |' % machine['kvm_short'])
     out.append(hdr)
-    out.append('|---|---|---|---|---|---|')
+    out.append('|---|---|---|---|---|---|---|')
     for key, label, unit, higher in ROWS:
         label = label.format(seq_qd=info['seq_qd'],
                              net_count=info.get('net_count'),
@@ -214,19 +214,24 @@ def table(raw, machine):
             # Per-pair ratios of loss figures say little: show both values.
             ks, _ = summary(k)
             qs, _ = summary(q)
-            out.append('| %s (higher is better) | %s | %s | %s |  | - |' % (
+            out.append('| %s (higher is better) | %s | %s | %s |  | - |  |' % (
                 label, unit, ks, qs))
             continue
-        ks, _ = summary(k, scale)
+        ks, kmed = summary(k, scale)
         qs, _ = summary(q, scale)
         ratios = [a / b for a, b in zip(k, q) if b]
         rs = summary(ratios)[0] if ratios else 'n/a'
         fio = host.get(key)
-        fs = fmt(fio) if fio is not None else ('-' if key.startswith('blk')
-                                                else '')
+        if fio is None:
+            fs = '-' if key.startswith('blk') else ''
+            fr = fs
+        else:
+            # A list of runs (older results: one number).
+            fs, fmed = summary(fio if isinstance(fio, list) else [fio])
+            fr = fmt(kmed / fmed) if kmed is not None and fmed else 'n/a'
         better = '(higher is better)' if higher else '(lower is better)'
-        out.append('| %s %s | %s | %s | %s | %s | %s |' % (
-            label, better, unit, ks, qs, fs, rs))
+        out.append('| %s %s | %s | %s | %s | %s | %s | %s |' % (
+            label, better, unit, ks, qs, fs, rs, fr))
     out.append('')
     out.append('All figures come from a %s; they show relative cost on this '
                'setup, not bare-metal performance.' % machine['kvm_long'])
@@ -301,13 +306,13 @@ def main():
              '--exits', str(a.exits), '--blk-ms', str(a.blk_ms),
              '--net-count', str(a.net_count), '--net-size', str(a.net_size),
              '--linux-runs', str(a.linux_runs), '--only', a.only]
-    steps, extra_raw = [], []     # further L1 boots, their JSON files
+    l1_text = []                  # "rows: N vCPUs" per L1 boot
     ok, why = kvm_usable()
     machine = {'cpu': cpu_model(), 'kernel': platform.release()}
     if ok:
         kind = 'kvm_pvm' if os.path.exists('/sys/module/kvm_pvm') else \
             'hardware'
-        cmd = inner
+        runs = [(inner, raw_path)]
         if not os.environ.get('KEEL_L1_SCRATCH'):
             # Otherwise (already in an L1 with a scratch disk) inner.py
             # makes the images there.
@@ -315,7 +320,8 @@ def main():
             img2 = os.path.join(work, 'disk2-16M.img')
             make_image(img, a.image_mib)
             make_image(img2, 16)
-            cmd = inner + ['--image', rel(img), '--image', rel(img2)]
+            runs = [(inner + ['--image', rel(img), '--image', rel(img2)],
+                     raw_path)]
         machine['kvm_short'] = '/dev/kvm: %s' % kind
         machine['kvm_long'] = 'host with /dev/kvm (%s)' % kind
     elif os.environ.get('KEEL_BENCH_NO_NESTED'):
@@ -331,26 +337,31 @@ def main():
         scratch_mib = a.image_mib + 16 + 48 + a.image_mib // 8
         l1 = [os.path.join(REPO, 'tests/nested/run-in-l1'), '--timeout',
               str(a.timeout)]
+        # I/O rows run in an L1 with a.l1_cpus CPUs, so the VMMs' I/O
+        # threads run beside the polled guest's vCPU; the latency rows of a
+        # 1-vCPU guest (and Linux, which stalls in a multi-CPU L1) in a
+        # 1-CPU L1, where round-robin TCG adds no cross-CPU wake-up noise
+        # (README, Caveats).
         only = a.only.split(',')
-        if 'linux' in only and a.l1_cpus > 1 and len(only) > 1:
-            # Interrupt-driven L2 guests (Linux) stall under both VMMs in a
-            # multi-CPU L1 (README, Caveats): the Linux rows get a second,
-            # 1-CPU L1 boot of their own.
-            rest = ','.join(x for x in only if x != 'linux')
-            linux_raw = raw_path + '.linux'
-            steps.append(l1 + ['--smp', '1', '--'] + with_opt(
-                with_opt(inner, '--only', 'linux'), '--out', rel(linux_raw)))
-            extra_raw.append(linux_raw)
-            inner = with_opt(inner, '--only', rest)
-        cmd = l1 + ['--smp', str(a.l1_cpus), '--scratch-mib',
-                    str(scratch_mib), '--'] + inner
+        io = [x for x in only if x in ('blk', 'fio', 'net')]
+        groups = [(io, a.l1_cpus), ([x for x in only if x not in io], 1)]
+        if a.l1_cpus == 1 or not all(g for g, _ in groups):
+            groups = [(only, a.l1_cpus)]
+        runs = []
+        for rows, cpus in groups:
+            out = raw_path if not runs else '%s.%d' % (raw_path, len(runs))
+            c = l1 + ['--smp', str(cpus)]
+            if {'mem', 'blk', 'fio'} & set(rows):
+                c += ['--scratch-mib', str(scratch_mib)]
+            runs.append((c + ['--'] + with_opt(with_opt(
+                inner, '--only', ','.join(rows)), '--out', rel(out)), out))
         machine['kvm_short'] = 'NESTED under QEMU TCG: L1 kvm_amd on ' \
             'emulated SVM'
         machine['kvm_long'] = ('nested setup: both VMMs run in an L1 Linux '
                                'VM emulated by QEMU TCG (no hardware '
                                'virtualization), whose kvm_amd runs on '
                                'TCG-emulated SVM+NPT')
-    for c, out in [(cmd, raw_path)] + list(zip(steps, extra_raw)):
+    for c, out in runs:
         if os.path.exists(out):
             os.unlink(out)
         r = subprocess.run(c, cwd=REPO)
@@ -360,19 +371,26 @@ def main():
         if r.returncode != 0 or not os.path.exists(out):
             log('benchmark failed (status %d)' % r.returncode)
             return 1
-    with open(raw_path) as f:
-        raw = json.load(f)
+    raw = None
+    for _, out in runs:
+        with open(out) as f:
+            part = json.load(f)
+        rows = ','.join(part['info']['only'])
+        l1_text.append('%s: %d vCPU%s' % (rows, part['info']['l1_cpus'],
+                                          's' if part['info']['l1_cpus'] > 1
+                                          else ''))
+        if raw is None:
+            raw = part
+            continue
+        info = raw['info']
+        raw['samples'].update(part['samples'])
+        raw['host'].update(part['host'])
+        info['only'] += part['info']['only']
+        info['skipped'].update(part['info']['skipped'])
+        info['inner_s'] += part['info']['inner_s']
+        for k, v in part['info'].items():
+            info.setdefault(k, v)       # image_*, qemu_aio, ... of that part
     info = raw['info']
-    for path in extra_raw:
-        with open(path) as f:
-            more = json.load(f)
-        raw['samples'].update(more['samples'])
-        info['only'] += more['info']['only']
-        info['skipped'].update(more['info']['skipped'])
-        info['inner_s'] += more['info']['inner_s']
-        for k in ('linux_runs', 'linux_warmup'):
-            info[k] = more['info'][k]
-        info['linux_l1_cpus'] = more['info']['l1_cpus']
     machine['text'] = ('host CPU %s, host kernel %s, host /dev/kvm: %s; '
                        'VMMs ran on kernel %s, /dev/kvm there: %s%s. '
                        'Wall time %.0f s (VMM runs %.0f s).' % (
@@ -380,12 +398,9 @@ def main():
                            'usable' if ok else 'absent (%s)' % why,
                            info['kernel'], info['kvm'],
                            '' if ok else ' = L1 under QEMU TCG '
-                           '(-cpu max,+svm,+npt, %d vCPU%s, 2 GiB, '
-                           'round-robin TCG%s)' % (
-                               a.l1_cpus, 's' if a.l1_cpus > 1 else '',
-                               '; the Linux rows in a second L1 boot with '
-                               '%d vCPU' % info['linux_l1_cpus']
-                               if 'linux_l1_cpus' in info else ''),
+                           '(-cpu max,+svm,+npt, 2 GiB, round-robin TCG), '
+                           'one boot per group of rows: %s' % (
+                               '; '.join(l1_text)),
                            time.monotonic() - t0, info['inner_s']))
     md = table(raw, machine)
     sys.stdout.write(md)
