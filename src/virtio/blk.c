@@ -766,8 +766,8 @@ static uint64_t now_ns(void)
  * for up to poll_ns with kicks suppressed, so that a guest sending its next
  * request within the window costs neither a VM exit nor a wake-up of this
  * thread (vhost's busyloop, QEMU's iothread polling).  Marks in
- * kick_pending the queues that have requests; if none came, re-enables
- * kicks first (taking what arrived meanwhile).  Stop requests wait for the
+ * kick_pending the queues that have requests and re-enables kicks on the
+ * others (taking what arrived meanwhile).  Stop requests wait for the
  * window's end (at most KEEL_BLK_POLL_MAX_US).
  */
 static void poll_queues(struct virtio_blk *blk)
@@ -782,13 +782,15 @@ static void poll_queues(struct virtio_blk *blk)
 			if (virtq_has_avail(&blk->vdev.vqs[q]))
 				blk->kick_pending |= 1ULL << q;
 		if (blk->kick_pending)
-			return;
+			break;
 #if defined(__x86_64__) || defined(__i386__)
 		__builtin_ia32_pause();
 #endif
 	} while (now_ns() < end);
+	/* The queues taken now re-enable kicks once drained (process_queue). */
 	for (q = 0; q < blk->nr_queues; q++)
-		if (virtq_enable_kicks(&blk->vdev.vqs[q]))
+		if (!(blk->kick_pending & (1ULL << q)) &&
+		    virtq_enable_kicks(&blk->vdev.vqs[q]))
 			blk->kick_pending |= 1ULL << q;
 }
 
