@@ -18,6 +18,7 @@
 #include "boot/boot.h"
 #include "bus/bus.h"
 #include "core/loop.h"
+#include "core/util.h"
 #include "core/vm.h"
 #include "dev/legacy.h"
 #include "kvm/vcpu.h"
@@ -139,15 +140,13 @@ void vm_log(struct keel_vm *vm, keel_log_level level, const char *fmt, ...)
 void vm_log_limited(struct keel_vm *vm, struct log_ratelimit *rl, keel_log_level level,
 		    const char *fmt, ...)
 {
-	struct timespec ts;
 	uint64_t now;
 	char msg[1024];
 	va_list ap;
 
 	if (!vm->cfg.log_cb || level > vm->cfg.log_level)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	now = (uint64_t)mono_ns();
 	if (!rl->window_ns || now - rl->window_ns >= 1000000000ULL) {
 		rl->window_ns = now;
 		rl->count = 0;

@@ -39,6 +39,7 @@
 
 #include "bus/bus.h"
 #include "core/loop.h"
+#include "core/util.h"
 #include "dev/legacy.h"
 #include "x86/layout.h"
 
@@ -116,14 +117,6 @@ static struct timespec rtc_host_time(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return ts;
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
 }
 
 static bool rtc_binary(const struct rtc *r)

@@ -36,6 +36,7 @@
 #include <slirp/libslirp.h>
 
 #include "core/error.h"
+#include "core/util.h"
 #include "core/vm.h"
 #include "net/backend.h"
 
@@ -286,17 +287,9 @@ static void cb_guest_error(const char *msg, void *opaque)
 	vm_log(n->be.vm, KEEL_LOG_WARNING, "%s: NAT: guest error: %s", n->be.name, msg);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int64_t cb_clock_get_ns(void *opaque)
 {
-	return now_ns();
+	return mono_ns();
 }
 
 static void *cb_timer_new_opaque(SlirpTimerId id, void *cb_opaque, void *opaque)
@@ -541,7 +534,7 @@ static int cb_get_revents(int idx, void *opaque)
 
 static void run_timers(struct nat *n)
 {
-	int64_t now = now_ns() / 1000000;
+	int64_t now = mono_ns() / 1000000;
 	struct nat_timer *t;
 
 again:
@@ -597,7 +590,7 @@ static int nat_timeout_ms(struct net_backend *be)
 
 	if (n->nr_pend)
 		return 0;
-	now = now_ns() / 1000000;
+	now = mono_ns() / 1000000;
 	for (struct nat_timer *t = n->timers; t; t = t->next) {
 		if (!t->armed)
 			continue;

@@ -57,7 +57,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "block/image.h"
@@ -753,14 +752,6 @@ void virtio_blk_io_end(struct virtio_blk *blk)
 	blk->io_active = false;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Called when the last request in flight has completed: watches the queues
  * for up to poll_ns with kicks suppressed, so that a guest sending its next
@@ -772,7 +763,7 @@ static uint64_t now_ns(void)
  */
 static void poll_queues(struct virtio_blk *blk)
 {
-	uint64_t end = now_ns() + blk->poll_ns;
+	int64_t end = mono_ns() + (int64_t)blk->poll_ns;
 	unsigned int q;
 
 	for (q = 0; q < blk->nr_queues; q++)
@@ -786,7 +777,7 @@ static void poll_queues(struct virtio_blk *blk)
 #if defined(__x86_64__) || defined(__i386__)
 		__builtin_ia32_pause();
 #endif
-	} while (now_ns() < end);
+	} while (mono_ns() < end);
 	/* The queues taken now re-enable kicks once drained (process_queue). */
 	for (q = 0; q < blk->nr_queues; q++)
 		if (!(blk->kick_pending & (1ULL << q)) &&
