@@ -31,14 +31,15 @@ $(BUILD)/build.ninja:
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-# Boots the demo guest.  Without /dev/kvm (e.g. in a VM without nested
-# virtualization) keel runs inside an emulated machine that has it.
+# Boots the demo guest.  Without hardware KVM (no /dev/kvm, or a paravirtual
+# one such as kvm_pvm: tests/kvmhost.py) keel runs inside an emulated
+# machine that has it.
 # The demo guest ends by resetting the machine: keel's exit status 3.
 run: deps build
-	@if [ -c /dev/kvm ] && [ -r /dev/kvm ]; then \
+	@if why=$$(python3 tests/kvmhost.py); then \
 		$(BUILD)/keel run $(RUN_ARGS); \
 	else \
-		echo "make run: no usable /dev/kvm here; running keel inside an emulated L1 VM with KVM (tests/nested)"; \
+		echo "make run: $$why; running keel inside an emulated L1 VM with KVM (tests/nested)"; \
 		tests/nested/run-in-l1 -- $(BUILD)/keel run $(RUN_ARGS); \
 	fi; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 3 ]
 
@@ -48,14 +49,15 @@ check: deps build
 	$(MAKE) --no-print-directory check-asan
 	@python3 tests/summary.py $(BUILD) $(ASAN)
 
-# Where /dev/kvm is missing, the keel-* suites skipped above run again inside
+# Without hardware KVM (tests/kvmhost.py), the keel-* suites skipped above run again inside
 # an emulated machine that has KVM (tests/nested); their results are logged
 # separately (meson-logs/nested.json) and counted by the summary.
 check-nested: build
 	@rm -f $(BUILD)/meson-logs/nested.json $(BUILD)/meson-logs/nested.error
-	@if [ -c /dev/kvm ] && [ -r /dev/kvm ]; then \
-		echo "check-nested: /dev/kvm is usable here: keel suites ran directly"; \
+	@if why=$$(python3 tests/kvmhost.py); then \
+		echo "check-nested: hardware KVM here ($$why): keel suites ran directly"; \
 	else \
+		echo "check-nested: $$why: running the keel suites in the nested machine"; \
 		tests/nested/run-in-l1 --timeout 2400 -- $(MESON) test -C $(BUILD) --no-rebuild \
 			--print-errorlogs --logbase nested --suite keel-guest --suite keel-linux --suite keel-api --suite keel-bench; \
 		rc=$$?; \

@@ -12,7 +12,6 @@ every metric produced a number). See bench/README.md.
 Exit status: 0 ok, 1 failure, 77 no /dev/kvm anywhere (not even in L1).
 """
 import argparse
-import fcntl
 import json
 import os
 import platform
@@ -24,9 +23,11 @@ import time
 
 from inner import make_image
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests'))
+from kvmhost import hardware_kvm  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-KVM_GET_API_VERSION = 0xae00
 
 # (key, label, unit, higher_is_better, fio key)
 ROWS = [
@@ -71,19 +72,6 @@ GROUP = {'boot': 'boot', 'mem_': 'mem', 'exit': 'exit', 'blk_': 'blk',
 
 def log(*a):
     print('[bench]', *a, file=sys.stderr, flush=True)
-
-
-def kvm_usable():
-    try:
-        fd = os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC)
-    except OSError as e:
-        return False, '/dev/kvm: ' + e.strerror
-    try:
-        return fcntl.ioctl(fd, KVM_GET_API_VERSION) == 12, 'ok'
-    except OSError as e:
-        return False, 'KVM_GET_API_VERSION: ' + e.strerror
-    finally:
-        os.close(fd)
 
 
 def ensure_fio(quick):
@@ -307,11 +295,10 @@ def main():
              '--net-count', str(a.net_count), '--net-size', str(a.net_size),
              '--linux-runs', str(a.linux_runs), '--only', a.only]
     l1_text = []                  # "rows: N vCPUs" per L1 boot
-    ok, why = kvm_usable()
+    ok, why = hardware_kvm()
     machine = {'cpu': cpu_model(), 'kernel': platform.release()}
     if ok:
-        kind = 'kvm_pvm' if os.path.exists('/sys/module/kvm_pvm') else \
-            'hardware'
+        kind = 'hardware, ' + why
         runs = [(inner, raw_path)]
         if not os.environ.get('KEEL_L1_SCRATCH'):
             # Otherwise (already in an L1 with a scratch disk) inner.py

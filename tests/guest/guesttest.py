@@ -28,7 +28,6 @@ check failed before it, and the image holds what the guest reported.
 """
 import argparse
 import codecs
-import fcntl
 import os
 import re
 import shutil
@@ -41,8 +40,10 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from kvmhost import hardware_kvm  # noqa: E402
+
 SKIP = 77
-KVM_GET_API_VERSION = 0xae00
 END_RE = re.compile(r'KEEL-TEST-END pass=(\d+) fail=(\d+)')
 CHECK_RE = re.compile(r'^(PASS|FAIL) ')
 BLK_RE = re.compile(r'^BLK-(WRITTEN|ZEROED|DISCARDED) (\d+) (\d+)\s*$', re.M)
@@ -54,23 +55,6 @@ BLK_ZERO = (128, 16)
 BLK_DISCARD = (192, 16)
 QEMU_ECAM = 0xb0000000		# q35 MMCONFIG as SeaBIOS programs it
 KEEL_ECAM = 0xe0000000		# keel's LAYOUT_PCI_ECAM (bus 0 only)
-
-
-def kvm_usable():
-    """(usable, reason) for /dev/kvm."""
-    try:
-        fd = os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC)
-    except OSError as e:
-        return False, '/dev/kvm: ' + e.strerror
-    try:
-        ver = fcntl.ioctl(fd, KVM_GET_API_VERSION)
-    except OSError as e:
-        return False, 'KVM_GET_API_VERSION: ' + e.strerror
-    finally:
-        os.close(fd)
-    if ver != 12:
-        return False, 'unexpected KVM API version %d' % ver
-    return True, 'ok'
 
 
 def make_initrd(size):
@@ -247,7 +231,7 @@ def vmm_command(a, cmdline, initrd, disk=None, sock=None):
         if a.net:
             cmd += ['--net', a.net_keel]
         return getattr(a, 'net_prefix', []) + cmd + ['--serial', 'stdio']
-    kvm, _ = kvm_usable()
+    kvm, _ = hardware_kvm()
     machine, extra = ['pc'], []
     if n_virtio(a) or a.ecam:
         machine, extra = qemu_virtio(a, disk, sock)
@@ -747,7 +731,7 @@ def main():
     name = os.path.basename(a.guest)
 
     if a.vmm == 'keel':
-        ok, why = kvm_usable()
+        ok, why = hardware_kvm()
         if not ok:
             print('SKIP %s under keel: %s' % (name, why))
             return SKIP

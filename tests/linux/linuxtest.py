@@ -40,6 +40,9 @@ import time
 import uuid
 import zlib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from kvmhost import hardware_kvm  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECTOR = 512
 DISK_SECTORS = 131072  # 64 MiB
@@ -176,7 +179,7 @@ def qemu_argv(case, kernel, initrd, cmdline, d):
     q = shutil.which('qemu-system-x86_64')
     if not q:
         skip('qemu-system-x86_64 not found (Debian package qemu-system-x86)')
-    if os.path.exists('/dev/kvm') and os.environ.get('KEEL_LINUX_QEMU_ACCEL') != 'tcg':
+    if hardware_kvm()[0] and os.environ.get('KEEL_LINUX_QEMU_ACCEL') != 'tcg':
         accel = ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities,-xsave,-smap,-smep']
     else:
         accel = ['-accel', 'tcg', '-cpu', 'max']
@@ -301,8 +304,9 @@ def main():
 
     if a.vmm == 'keel':
         keel = a.keel or os.path.join(HERE, '..', '..', 'build', 'keel')
-        if not os.path.exists('/dev/kvm'):
-            skip('/dev/kvm missing (run inside tests/nested/run-in-l1 on hosts without it)')
+        ok, why = hardware_kvm()
+        if not ok:
+            skip(why + ' (run inside tests/nested/run-in-l1)')
         if not os.access(keel, os.X_OK):
             print('FAIL: keel binary %s not found' % keel)
             return 1
