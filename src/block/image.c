@@ -134,6 +134,42 @@ static int setup_direct(struct disk_image *img, keel_error **err)
 	return 0;
 }
 
+/* A size the guest can use: whole sectors, not empty. */
+static int check_size(const char *path, uint64_t size, keel_error **err)
+{
+	if (size % DISK_SECTOR_SIZE)
+		return err_set(err, KEEL_ERR_INVALID, "disk image '%s' is %llu bytes, not a multiple of %d",
+			       path, (unsigned long long)size, DISK_SECTOR_SIZE);
+	if (!size)
+		return err_set(err, KEEL_ERR_INVALID, "disk image '%s' is empty", path);
+	return 0;
+}
+
+int disk_image_check(const struct keel_storage_attachment *att, keel_error **err)
+{
+	struct stat st;
+
+	if (!att || !att->path || !*att->path)
+		return err_set(err, KEEL_ERR_INVALID, "disk image: no path given");
+	if (att->sync != KEEL_SYNC_FULL && att->sync != KEEL_SYNC_FSYNC &&
+	    att->sync != KEEL_SYNC_NONE)
+		return err_set(err, KEEL_ERR_INVALID, "disk image '%s': unknown sync mode %d",
+			       att->path, (int)att->sync);
+	if (att->cache != KEEL_CACHE_HOST && att->cache != KEEL_CACHE_DIRECT)
+		return err_set(err, KEEL_ERR_INVALID, "disk image '%s': unknown cache mode %d",
+			       att->path, (int)att->cache);
+	if (stat(att->path, &st) < 0)
+		return err_errno(err, err_code_from_errno(errno), errno, "disk image '%s'", att->path);
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return err_set(err, KEEL_ERR_INVALID,
+			       "disk image '%s' is neither a regular file nor a block device", att->path);
+	if (access(att->path, att->read_only ? R_OK : R_OK | W_OK) < 0)
+		return err_errno(err, err_code_from_errno(errno), errno, "disk image '%s' is not %s",
+				 att->path, att->read_only ? "readable" : "readable and writable");
+	/* A block device's size needs it opened: disk_image_open() checks it. */
+	return S_ISREG(st.st_mode) ? check_size(att->path, (uint64_t)st.st_size, err) : 0;
+}
+
 int disk_image_open(struct disk_image *img, const struct keel_storage_attachment *att,
 		    keel_error **err)
 {
@@ -143,15 +179,8 @@ int disk_image_open(struct disk_image *img, const struct keel_storage_attachment
 
 	memset(img, 0, sizeof(*img));
 	img->fd = -1;
-	if (!att || !att->path)
-		return err_set(err, KEEL_ERR_INVALID, "disk image: no path given");
-	if (att->sync != KEEL_SYNC_FULL && att->sync != KEEL_SYNC_FSYNC &&
-	    att->sync != KEEL_SYNC_NONE)
-		return err_set(err, KEEL_ERR_INVALID, "disk image '%s': unknown sync mode %d",
-			       att->path, (int)att->sync);
-	if (att->cache != KEEL_CACHE_HOST && att->cache != KEEL_CACHE_DIRECT)
-		return err_set(err, KEEL_ERR_INVALID, "disk image '%s': unknown cache mode %d",
-			       att->path, (int)att->cache);
+	if (disk_image_check(att, err) < 0)
+		return -1;
 	img->path = strdup(att->path);
 	if (!img->path)
 		return err_set(err, KEEL_ERR_NOMEM, "out of memory opening disk image '%s'",
@@ -208,16 +237,8 @@ int disk_image_open(struct disk_image *img, const struct keel_storage_attachment
 	}
 	if (lock_image(img, err) < 0)
 		goto fail;
-	if (img->size % DISK_SECTOR_SIZE) {
-		err_set(err, KEEL_ERR_INVALID,
-			"disk image '%s' is %llu bytes, not a multiple of %d", img->path,
-			(unsigned long long)img->size, DISK_SECTOR_SIZE);
+	if (check_size(img->path, img->size, err) < 0)
 		goto fail;
-	}
-	if (!img->size) {
-		err_set(err, KEEL_ERR_INVALID, "disk image '%s' is empty", img->path);
-		goto fail;
-	}
 	if (img->size % img->block_size) {
 		err_set(err, KEEL_ERR_INVALID,
 			"disk image '%s' is %llu bytes, not a multiple of its block size %u",

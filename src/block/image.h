@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "core/config.h"
+#include "config/objects.h"
 #include "core/error.h"
 
 #define DISK_SECTOR_SIZE 512
@@ -47,6 +47,14 @@ struct disk_image {
 	bool no_zero_range;
 	bool no_punch_hole;
 };
+
+/*
+ * What can be known of `att` without opening it: known sync and cache
+ * modes, an existing regular file or block device with the access it
+ * needs, whole sectors and not empty.  Configuration validation and
+ * disk_image_open() both call it.
+ */
+int disk_image_check(const struct keel_storage_attachment *att, keel_error **err);
 
 /*
  * Opens and locks the image of `att` (shared lock if read-only, exclusive

@@ -29,7 +29,8 @@
 #include <string.h>
 
 #include "bus/bus.h"
-#include "dev/legacy.h"
+#include "dev/i8042.h"
+#include "kvm/kvm.h"
 
 #define I8042_DATA_PORT         0x60
 #define I8042_CMD_PORT          0x64
@@ -107,7 +108,7 @@ struct i8042 {
 	struct vdev vdev;
 	struct bus_dev data_dev;
 	struct bus_dev cmd_dev;
-	struct keel_vm *vm;
+	struct devctx *ctx;
 
 	pthread_mutex_t lock;
 	uint8_t ctr;
@@ -148,11 +149,11 @@ static void i8042_update_irq(struct i8042 *k)
 
 	if (kbd_level != k->irq_kbd_level) {
 		k->irq_kbd_level = kbd_level;
-		vm_irq_line(k->vm, I8042_IRQ_KBD, kbd_level);
+		kvm_irq_line(k->ctx->kvm, I8042_IRQ_KBD, kbd_level);
 	}
 	if (aux_level != k->irq_aux_level) {
 		k->irq_aux_level = aux_level;
-		vm_irq_line(k->vm, I8042_IRQ_AUX, aux_level);
+		kvm_irq_line(k->ctx->kvm, I8042_IRQ_AUX, aux_level);
 	}
 }
 
@@ -382,7 +383,7 @@ static void i8042_write(struct i8042 *k, bool data_port, const uint8_t *in, unsi
 	i8042_update_irq(k);
 	pthread_mutex_unlock(&k->lock);
 	if (reset)
-		vm_request_stop(k->vm, KEEL_STOP_RESET, NULL);
+		devctx_request_stop(k->ctx, KEEL_STOP_RESET, NULL);
 }
 
 static void i8042_data_read(struct bus_dev *dev, uint64_t offset, void *data, unsigned int len)
@@ -443,13 +444,13 @@ static void i8042_destroy(struct vdev *vdev)
 {
 	struct i8042 *k = (struct i8042 *)vdev;
 
-	bus_del(k->vm->pio, &k->data_dev);
-	bus_del(k->vm->pio, &k->cmd_dev);
+	bus_del(k->ctx->pio, &k->data_dev);
+	bus_del(k->ctx->pio, &k->cmd_dev);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
 
-int i8042_create(struct keel_vm *vm, keel_error **err)
+int i8042_create(struct devctx *ctx, keel_error **err)
 {
 	struct i8042 *k = calloc(1, sizeof(*k));
 	int ret;
@@ -461,7 +462,7 @@ int i8042_create(struct keel_vm *vm, keel_error **err)
 		free(k);
 		return err_errno(err, KEEL_ERR_NOMEM, ret, "cannot create the i8042");
 	}
-	k->vm = vm;
+	k->ctx = ctx;
 	k->vdev.name = "i8042";
 	k->vdev.reset = i8042_reset;
 	k->vdev.destroy = i8042_destroy;
@@ -471,13 +472,13 @@ int i8042_create(struct keel_vm *vm, keel_error **err)
 	k->cmd_dev.name = "i8042-command";
 	i8042_power_on(k);
 
-	if (bus_add(vm->pio, &k->data_dev, I8042_DATA_PORT, 1, err))
+	if (bus_add(ctx->pio, &k->data_dev, I8042_DATA_PORT, 1, err))
 		goto fail;
-	if (bus_add(vm->pio, &k->cmd_dev, I8042_CMD_PORT, 1, err)) {
-		bus_del(vm->pio, &k->data_dev);
+	if (bus_add(ctx->pio, &k->cmd_dev, I8042_CMD_PORT, 1, err)) {
+		bus_del(ctx->pio, &k->data_dev);
 		goto fail;
 	}
-	vm_add_vdev(vm, &k->vdev);
+	devctx_add(ctx, &k->vdev);
 	return 0;
 fail:
 	pthread_mutex_destroy(&k->lock);

@@ -8,12 +8,12 @@
 #include <string.h>
 
 #include "bus/bus.h"
-#include "dev/legacy.h"
+#include "dev/port80.h"
 
 struct port80 {
 	struct vdev vdev;
 	struct bus_dev bdev;
-	struct keel_vm *vm;
+	struct devctx *ctx;
 };
 
 static void port80_read(struct bus_dev *dev, uint64_t offset, void *data, unsigned int len)
@@ -35,25 +35,25 @@ static void port80_destroy(struct vdev *vdev)
 {
 	struct port80 *p = (struct port80 *)vdev;
 
-	bus_del(p->vm->pio, &p->bdev);
+	bus_del(p->ctx->pio, &p->bdev);
 	free(p);
 }
 
-int port80_create(struct keel_vm *vm, keel_error **err)
+int port80_create(struct devctx *ctx, keel_error **err)
 {
 	struct port80 *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating port 0x80");
-	p->vm = vm;
+	p->ctx = ctx;
 	p->vdev.name = "port80";
 	p->vdev.destroy = port80_destroy;
 	p->bdev.ops = &port80_ops;
 	p->bdev.name = "port80";
-	if (bus_add(vm->pio, &p->bdev, 0x80, 1, err)) {
+	if (bus_add(ctx->pio, &p->bdev, 0x80, 1, err)) {
 		free(p);
 		return -1;
 	}
-	vm_add_vdev(vm, &p->vdev);
+	devctx_add(ctx, &p->vdev);
 	return 0;
 }

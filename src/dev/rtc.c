@@ -40,7 +40,9 @@
 #include "bus/bus.h"
 #include "core/loop.h"
 #include "core/util.h"
-#include "dev/legacy.h"
+#include "dev/rtc.h"
+#include "kvm/kvm.h"
+#include "kvm/mem.h"
 #include "x86/layout.h"
 
 #define RTC_PORT                0x70
@@ -94,7 +96,7 @@
 struct rtc {
 	struct vdev vdev;
 	struct bus_dev bdev;
-	struct keel_vm *vm;
+	struct devctx *ctx;
 	int periodic_fd;        /* timerfd, CLOCK_MONOTONIC */
 	int update_fd;          /* timerfd, CLOCK_REALTIME, whole seconds */
 
@@ -241,7 +243,7 @@ static void rtc_update_irq(struct rtc *r)
 
 	if (level != r->irq_level) {
 		r->irq_level = level;
-		vm_irq_line(r->vm, RTC_IRQ, level);
+		kvm_irq_line(r->ctx->kvm, RTC_IRQ, level);
 	}
 }
 
@@ -548,14 +550,14 @@ static void rtc_destroy(struct vdev *vdev)
 {
 	struct rtc *r = (struct rtc *)vdev;
 
-	bus_del(r->vm->pio, &r->bdev);
+	bus_del(r->ctx->pio, &r->bdev);
 	/* Wait for running callbacks; they do not touch the loop themselves. */
-	loop_del(r->vm->loop, r->periodic_fd);
-	loop_del(r->vm->loop, r->update_fd);
+	loop_del(r->ctx->loop, r->periodic_fd);
+	loop_del(r->ctx->loop, r->update_fd);
 	rtc_free(r);
 }
 
-int rtc_create(struct keel_vm *vm, keel_error **err)
+int rtc_create(struct devctx *ctx, keel_error **err)
 {
 	struct rtc *r = calloc(1, sizeof(*r));
 	int ret;
@@ -569,14 +571,14 @@ int rtc_create(struct keel_vm *vm, keel_error **err)
 		free(r);
 		return err_errno(err, KEEL_ERR_NOMEM, ret, "cannot create the RTC");
 	}
-	r->vm = vm;
+	r->ctx = ctx;
 	r->vdev.name = "rtc";
 	r->vdev.reset = rtc_reset;
 	r->vdev.destroy = rtc_destroy;
 	r->bdev.ops = &rtc_ops;
 	r->bdev.name = "rtc";
 	rtc_power_on_regs(r);
-	rtc_init_nvram(r, &vm->mem);
+	rtc_init_nvram(r, ctx->mem);
 
 	r->periodic_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	r->update_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -585,18 +587,18 @@ int rtc_create(struct keel_vm *vm, keel_error **err)
 		rtc_free(r);
 		return -1;
 	}
-	if (loop_add(vm->loop, r->periodic_fd, EPOLLIN, rtc_periodic_tick, r, err))
+	if (loop_add(ctx->loop, r->periodic_fd, EPOLLIN, rtc_periodic_tick, r, err))
 		goto fail;
-	if (loop_add(vm->loop, r->update_fd, EPOLLIN, rtc_update_tick, r, err)) {
-		loop_del(vm->loop, r->periodic_fd);
-		goto fail;
-	}
-	if (bus_add(vm->pio, &r->bdev, RTC_PORT, 2, err)) {
-		loop_del(vm->loop, r->periodic_fd);
-		loop_del(vm->loop, r->update_fd);
+	if (loop_add(ctx->loop, r->update_fd, EPOLLIN, rtc_update_tick, r, err)) {
+		loop_del(ctx->loop, r->periodic_fd);
 		goto fail;
 	}
-	vm_add_vdev(vm, &r->vdev);
+	if (bus_add(ctx->pio, &r->bdev, RTC_PORT, 2, err)) {
+		loop_del(ctx->loop, r->periodic_fd);
+		loop_del(ctx->loop, r->update_fd);
+		goto fail;
+	}
+	devctx_add(ctx, &r->vdev);
 	return 0;
 fail:
 	err_prefix(err, "rtc");

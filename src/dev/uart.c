@@ -28,7 +28,8 @@
 #include "bus/bus.h"
 #include "core/loop.h"
 #include "core/serial_io.h"
-#include "dev/legacy.h"
+#include "dev/uart.h"
+#include "kvm/kvm.h"
 
 #define UART_NR_REGS    8
 #define UART_FIFO_SIZE  16
@@ -99,7 +100,7 @@
 struct uart {
 	struct vdev vdev;
 	struct bus_dev bdev;
-	struct keel_vm *vm;
+	struct devctx *ctx;
 	unsigned int irq;
 	int in_fd;              /* -1: no input (or not pollable) */
 	struct serial_out out;
@@ -180,7 +181,7 @@ static void uart_update_irq(struct uart *u)
 
 	if (level != u->irq_level) {
 		u->irq_level = level;
-		vm_irq_line(u->vm, u->irq, level);
+		kvm_irq_line(u->ctx->kvm, u->irq, level);
 	}
 }
 
@@ -202,7 +203,7 @@ static void uart_update_watch(struct uart *u)
 	 * watch is one-shot so that it fires at most once (and is ignored)
 	 * instead of spinning until the guest makes room.
 	 */
-	if (loop_modify(u->vm->loop, u->in_fd, want ? EPOLLIN : EPOLLONESHOT) == 0)
+	if (loop_modify(u->ctx->loop, u->in_fd, want ? EPOLLIN : EPOLLONESHOT) == 0)
 		u->in_paused = !want;
 }
 
@@ -267,7 +268,7 @@ static void uart_update_msr(struct uart *u)
 static void uart_output(struct uart *u, uint8_t c)
 {
 	if (serial_out_write(&u->out, &c, 1) < 0)
-		vm_log(u->vm, KEEL_LOG_WARNING, "%s: output failed (%s); discarding output from now on",
+		log_msg(&u->ctx->log, KEEL_LOG_WARNING, "%s: output failed (%s); discarding output from now on",
 		       u->vdev.name, strerror(errno));
 }
 
@@ -418,7 +419,7 @@ static const struct bus_dev_ops uart_ops = {
 static void uart_input(void *opaque, uint32_t events)
 {
 	struct uart *u = opaque;
-	struct loop *loop = u->vm->loop;
+	struct loop *loop = u->ctx->loop;
 	int fd = u->in_fd;
 	uint8_t buf[UART_FIFO_SIZE];
 	bool stop = false;
@@ -487,7 +488,7 @@ static void uart_destroy(struct vdev *vdev)
 {
 	struct uart *u = (struct uart *)vdev;
 
-	bus_del(u->vm->pio, &u->bdev);
+	bus_del(u->ctx->pio, &u->bdev);
 	pthread_mutex_lock(&u->lock);
 	u->in_watched = false;
 	pthread_mutex_unlock(&u->lock);
@@ -496,12 +497,12 @@ static void uart_destroy(struct vdev *vdev)
 	 * false); a no-op when the callback already removed the watch.
 	 */
 	if (u->in_registered)
-		loop_del(u->vm->loop, u->in_fd);
+		loop_del(u->ctx->loop, u->in_fd);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
 }
 
-int uart_create(struct keel_vm *vm, int index, const struct keel_serial_attachment *att,
+int uart_create(struct devctx *ctx, int index, const struct keel_serial_attachment *att,
 		keel_error **err)
 {
 	struct uart *u;
@@ -520,7 +521,7 @@ int uart_create(struct keel_vm *vm, int index, const struct keel_serial_attachme
 		return err_errno(err, KEEL_ERR_NOMEM, ret, "cannot create %s",
 				 uart_ports[index].name);
 	}
-	u->vm = vm;
+	u->ctx = ctx;
 	u->irq = uart_ports[index].irq;
 	u->in_fd = att ? att->in_fd : -1;
 	serial_out_init(&u->out, att ? att->out_fd : -1);
@@ -531,17 +532,17 @@ int uart_create(struct keel_vm *vm, int index, const struct keel_serial_attachme
 	u->bdev.name = uart_ports[index].name;
 	uart_power_on(u);
 
-	if (bus_add(vm->pio, &u->bdev, uart_ports[index].base, UART_NR_REGS, err))
+	if (bus_add(ctx->pio, &u->bdev, uart_ports[index].base, UART_NR_REGS, err))
 		goto fail;
 	if (u->in_fd >= 0 && serial_in_pollable(u->in_fd)) {
 		u->in_watched = true;
-		if (loop_add(vm->loop, u->in_fd, EPOLLIN, uart_input, u, err)) {
-			bus_del(vm->pio, &u->bdev);
+		if (loop_add(ctx->loop, u->in_fd, EPOLLIN, uart_input, u, err)) {
+			bus_del(ctx->pio, &u->bdev);
 			goto fail;
 		}
 		u->in_registered = true;
 	}
-	vm_add_vdev(vm, &u->vdev);
+	devctx_add(ctx, &u->vdev);
 	return 0;
 fail:
 	err_prefix(err, "%s", uart_ports[index].name);

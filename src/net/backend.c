@@ -3,7 +3,7 @@
 #include "core/error.h"
 #include "net/backend.h"
 
-struct net_backend *net_backend_create(struct keel_vm *vm, const char *name,
+struct net_backend *net_backend_create(const struct logger *log, const char *name,
 				       const struct keel_network_attachment *att,
 				       const uint8_t mac[6], net_rx_fn rx, void *rx_opaque,
 				       keel_error **err)
@@ -14,15 +14,15 @@ struct net_backend *net_backend_create(struct keel_vm *vm, const char *name,
 		return err_set(err, KEEL_ERR_INVALID, "%s: no network attachment", name), NULL;
 	switch (att->kind) {
 	case NET_NAT:
-		be = net_slirp_create(vm, name, att, mac, err);
+		be = net_slirp_create(log, name, att, mac, err);
 		break;
 	case NET_TAP:
 	case NET_BRIDGED:
-		be = net_tap_create(vm, name, att, err);
+		be = net_tap_create(log, name, att, err);
 		break;
 	case NET_SOCKET:
 	case NET_UNIX:
-		be = net_socket_create(vm, name, att, err);
+		be = net_socket_create(log, name, att, err);
 		break;
 	default:
 		return err_set(err, KEEL_ERR_INVALID, "%s: unknown network attachment kind %d", name,
@@ -30,7 +30,7 @@ struct net_backend *net_backend_create(struct keel_vm *vm, const char *name,
 	}
 	if (!be)
 		return NULL;
-	be->vm = vm;
+	be->log = log;
 	be->name = name;
 	be->rx = rx;
 	be->rx_opaque = rx_opaque;

@@ -19,10 +19,10 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "core/config.h"
+#include "config/objects.h"
 #include "core/error.h"
 
-struct keel_vm;
+struct logger;
 struct net_backend;
 
 #define NET_MAX_FRAME 65562     /* 64 KiB of payload + Ethernet and VLAN headers */
@@ -56,7 +56,7 @@ typedef bool (*net_rx_fn)(void *opaque, const struct iovec *iov, int iovcnt);
 
 struct net_backend {
 	const struct net_backend_ops *ops;
-	struct keel_vm *vm;
+	const struct logger *log;       /* the VM's: back ends never see the VM */
 	const char *name;       /* for messages, e.g. "virtio-net0" */
 	bool vnet_hdr;          /* frames carry a virtio-net header (TAP IFF_VNET_HDR) */
 	net_rx_fn rx;
@@ -69,18 +69,18 @@ struct net_backend {
  * socket connected).  `mac` is the guest's, for NAT's DHCP.  Errors name
  * the attachment and, for TAP, the missing CAP_NET_ADMIN.
  */
-struct net_backend *net_backend_create(struct keel_vm *vm, const char *name,
+struct net_backend *net_backend_create(const struct logger *log, const char *name,
 				       const struct keel_network_attachment *att,
 				       const uint8_t mac[6], net_rx_fn rx, void *rx_opaque,
 				       keel_error **err);
 
 /* Per-kind constructors (net_backend_create dispatches). */
-struct net_backend *net_slirp_create(struct keel_vm *vm, const char *name,
+struct net_backend *net_slirp_create(const struct logger *log, const char *name,
 				     const struct keel_network_attachment *att,
 				     const uint8_t mac[6], keel_error **err);
-struct net_backend *net_tap_create(struct keel_vm *vm, const char *name,
+struct net_backend *net_tap_create(const struct logger *log, const char *name,
 				   const struct keel_network_attachment *att, keel_error **err);
-struct net_backend *net_socket_create(struct keel_vm *vm, const char *name,
+struct net_backend *net_socket_create(const struct logger *log, const char *name,
 				      const struct keel_network_attachment *att, keel_error **err);
 
 #endif

@@ -35,9 +35,10 @@
 
 #include <slirp/libslirp.h>
 
+#include "config/config.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/util.h"
-#include "core/vm.h"
 #include "net/backend.h"
 
 #define NAT_DEFAULT_SUBNET "10.0.2.0/24"
@@ -284,7 +285,7 @@ static void cb_guest_error(const char *msg, void *opaque)
 {
 	struct nat *n = opaque;
 
-	vm_log(n->be.vm, KEEL_LOG_WARNING, "%s: NAT: guest error: %s", n->be.name, msg);
+	log_msg(n->be.log, KEEL_LOG_WARNING, "%s: NAT: guest error: %s", n->be.name, msg);
 }
 
 static int64_t cb_clock_get_ns(void *opaque)
@@ -299,7 +300,7 @@ static void *cb_timer_new_opaque(SlirpTimerId id, void *cb_opaque, void *opaque)
 
 	if (!t) {
 		/* libslirp cannot fail here; its timer (IPv6 RA) will not run. */
-		vm_log(n->be.vm, KEEL_LOG_ERROR, "%s: NAT: out of memory for a timer", n->be.name);
+		log_msg(n->be.log, KEEL_LOG_ERROR, "%s: NAT: out of memory for a timer", n->be.name);
 		return NULL;
 	}
 	t->id = id;
@@ -314,7 +315,7 @@ static void *cb_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
 {
 	struct nat *n = opaque;
 
-	vm_log(n->be.vm, KEEL_LOG_WARNING, "%s: NAT: libslirp asked for an unsupported timer",
+	log_msg(n->be.log, KEEL_LOG_WARNING, "%s: NAT: libslirp asked for an unsupported timer",
 	       n->be.name);
 	return NULL;
 }
@@ -515,7 +516,7 @@ static uint32_t nat_fill(struct nat *n)
 	}
 	if (n->fill_err) {
 		/* Poll again soon rather than sleep on an incomplete set. */
-		vm_log(n->be.vm, KEEL_LOG_WARNING, "%s: NAT: cannot watch a socket: %s",
+		log_msg(n->be.log, KEEL_LOG_WARNING, "%s: NAT: cannot watch a socket: %s",
 		       n->be.name, strerror(n->fill_err));
 		if (timeout > 10)
 			timeout = 10;
@@ -557,7 +558,7 @@ static int nat_send(struct net_backend *be, const struct iovec *iov, int iovcnt)
 	for (int i = 0; i < iovcnt; i++) {
 		if (iov[i].iov_len > NET_MAX_FRAME - len) {
 			be->dropped++;
-			vm_log(be->vm, KEEL_LOG_DEBUG, "%s: NAT: dropped an oversized frame",
+			log_msg(be->log, KEEL_LOG_DEBUG, "%s: NAT: dropped an oversized frame",
 			       be->name);
 			return -1;
 		}
@@ -566,7 +567,7 @@ static int nat_send(struct net_backend *be, const struct iovec *iov, int iovcnt)
 	}
 	if (len < 14) {
 		be->dropped++;
-		vm_log(be->vm, KEEL_LOG_DEBUG, "%s: NAT: dropped a runt frame (%zu bytes)",
+		log_msg(be->log, KEEL_LOG_DEBUG, "%s: NAT: dropped a runt frame (%zu bytes)",
 		       be->name, len);
 		return -1;
 	}
@@ -726,7 +727,7 @@ static struct in_addr host_at(struct in_addr net, uint32_t off)
 	return (struct in_addr){ .s_addr = htonl(ntohl(net.s_addr) + off) };
 }
 
-struct net_backend *net_slirp_create(struct keel_vm *vm, const char *name,
+struct net_backend *net_slirp_create(const struct logger *log, const char *name,
 				     const struct keel_network_attachment *att,
 				     const uint8_t mac[6], keel_error **err)
 {
@@ -747,7 +748,7 @@ struct net_backend *net_slirp_create(struct keel_vm *vm, const char *name,
 		return NULL;
 	}
 	n->be.ops = &nat_ops;
-	n->be.vm = vm;
+	n->be.log = log;
 	n->be.name = name;
 	n->pend_tail = &n->pend_head;
 	n->evfd = -1;

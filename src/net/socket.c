@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
-#include "core/vm.h"
+#include "core/log.h"
 #include "net/backend.h"
 
 #define SOCK_BATCH     64
@@ -76,7 +76,7 @@ static void send_failed(struct sock *s, int e)
 	if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS || s->send_warned)
 		return;
 	s->send_warned = true;
-	vm_log(s->be.vm, KEEL_LOG_WARNING, "%s: sending to %s failed: %s (frames are dropped)",
+	log_msg(s->be.log, KEEL_LOG_WARNING, "%s: sending to %s failed: %s (frames are dropped)",
 	       s->be.name, s->what, strerror(e));
 }
 
@@ -221,10 +221,10 @@ static void peer_closed(struct sock *s, int e)
 {
 	s->eof = true;
 	if (e)
-		vm_log(s->be.vm, KEEL_LOG_WARNING, "%s: receiving from %s failed: %s; no more frames are received",
+		log_msg(s->be.log, KEEL_LOG_WARNING, "%s: receiving from %s failed: %s; no more frames are received",
 		       s->be.name, s->what, strerror(e));
 	else
-		vm_log(s->be.vm, KEEL_LOG_WARNING, "%s: %s was closed by the peer; no more frames are received",
+		log_msg(s->be.log, KEEL_LOG_WARNING, "%s: %s was closed by the peer; no more frames are received",
 		       s->be.name, s->what);
 }
 
@@ -291,7 +291,7 @@ static void process_stream(struct sock *s)
 			len = ntohl(len);
 			if (len == 0 || len > NET_MAX_FRAME) {
 				s->be.dropped++;
-				vm_log(s->be.vm, KEEL_LOG_DEBUG, "%s: frame of %u bytes from %s dropped",
+				log_msg(s->be.log, KEEL_LOG_DEBUG, "%s: frame of %u bytes from %s dropped",
 				       s->be.name, len, s->what);
 				s->in_off += STREAM_HDR;
 				s->skip = len;
@@ -385,7 +385,7 @@ static int connect_unix(const char *path, keel_error **err)
 	return fd;
 }
 
-struct net_backend *net_socket_create(struct keel_vm *vm, const char *name,
+struct net_backend *net_socket_create(const struct logger *log, const char *name,
 				      const struct keel_network_attachment *att, keel_error **err)
 {
 	struct sock *s = calloc(1, sizeof(*s));
@@ -440,7 +440,7 @@ struct net_backend *net_socket_create(struct keel_vm *vm, const char *name,
 			goto fail;
 		}
 	}
-	vm_log(vm, KEEL_LOG_DEBUG, "%s: %s, %s framing", name, s->what,
+	log_msg(log, KEEL_LOG_DEBUG, "%s: %s, %s framing", name, s->what,
 	       s->stream ? "stream" : "datagram");
 	return &s->be;
 fail:

@@ -31,7 +31,7 @@
 #include <linux/sockios.h>
 
 #include "core/util.h"
-#include "core/vm.h"
+#include "core/log.h"
 #include "net/backend.h"
 #include "net/tap.h"
 
@@ -67,7 +67,7 @@ static int tap_send(struct net_backend *be, const struct iovec *iov, int iovcnt)
 	be->dropped++;
 	if (errno != EAGAIN && !t->send_warned) {
 		t->send_warned = true;
-		vm_log(be->vm, KEEL_LOG_WARNING, "%s: writing to TAP interface '%s' failed: %s (frames are dropped)",
+		log_msg(be->log, KEEL_LOG_WARNING, "%s: writing to TAP interface '%s' failed: %s (frames are dropped)",
 		       be->name, t->ifname, strerror(errno));
 	}
 	return -1;
@@ -146,7 +146,7 @@ void net_tap_set_offload(struct net_backend *be, unsigned int offloads)
 	if (f == t->offloads)
 		return;
 	if (ioctl(t->fd, TUNSETOFFLOAD, (unsigned long)f) < 0) {
-		vm_log(be->vm, KEEL_LOG_WARNING, "%s: TAP interface '%s': cannot set offloads 0x%x: %s",
+		log_msg(be->log, KEEL_LOG_WARNING, "%s: TAP interface '%s': cannot set offloads 0x%x: %s",
 		       be->name, t->ifname, f, strerror(errno));
 		return;
 	}
@@ -211,7 +211,7 @@ out:
 	return rc;
 }
 
-struct net_backend *net_tap_create(struct keel_vm *vm, const char *name,
+struct net_backend *net_tap_create(const struct logger *log, const char *name,
 				   const struct keel_network_attachment *att, keel_error **err)
 {
 	bool bridged = att->kind == NET_BRIDGED;
@@ -271,7 +271,7 @@ struct net_backend *net_tap_create(struct keel_vm *vm, const char *name,
 	}
 	if (bridged && join_bridge(t, att->name, err) < 0)
 		goto fail;
-	vm_log(vm, KEEL_LOG_DEBUG, "%s: TAP interface '%s'%s%s", name, t->ifname,
+	log_msg(log, KEEL_LOG_DEBUG, "%s: TAP interface '%s'%s%s", name, t->ifname,
 	       bridged ? " on bridge " : "", bridged ? att->name : "");
 	return &t->be;
 fail:

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "core/vm.h"
+#include "core/devctx.h"
 #include "kvm/irq.h"
 #include "pci/msix.h"
 #include "pci/pci.h"
@@ -87,9 +88,9 @@ static void table_write(struct msix *m, uint64_t off, const void *data, unsigned
 	    old.data != m->table[v].data) {
 		uint64_t addr = ((uint64_t)m->table[v].addr_hi << 32) | m->table[v].addr_lo;
 
-		if (irq_route_msi(&m->dev->vm->irq, (uint32_t)m->gsi[v], addr, m->table[v].data,
+		if (irq_route_msi(m->dev->ctx->irq, (uint32_t)m->gsi[v], addr, m->table[v].data,
 				  &err) < 0) {
-			vm_log(m->dev->vm, KEEL_LOG_ERROR, "%s: MSI-X vector %u: %s", m->dev->name, v,
+			log_msg(&m->dev->ctx->log, KEEL_LOG_ERROR, "%s: MSI-X vector %u: %s", m->dev->name, v,
 			       keel_error_get_message(err));
 			keel_error_free(err);
 		}
@@ -144,7 +145,7 @@ int msix_init(struct pci_dev *dev, unsigned int nr, int bar, keel_error **err)
 	dev->msix = m;
 	for (unsigned int v = 0; v < nr; v++) {
 		m->table[v].ctrl = MSIX_VECTOR_MASKED;
-		m->gsi[v] = irq_alloc_gsi(&dev->vm->irq, err);
+		m->gsi[v] = irq_alloc_gsi(dev->ctx->irq, err);
 		if (m->gsi[v] < 0)
 			goto fail;
 		m->fd[v] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -153,7 +154,7 @@ int msix_init(struct pci_dev *dev, unsigned int nr, int bar, keel_error **err)
 				  dev->name);
 			goto fail;
 		}
-		if (irqfd_assign(&dev->vm->kvm, m->fd[v], (uint32_t)m->gsi[v], err) < 0) {
+		if (irqfd_assign(dev->ctx->kvm, m->fd[v], (uint32_t)m->gsi[v], err) < 0) {
 			close(m->fd[v]);
 			m->fd[v] = -1;
 			goto fail;
@@ -181,7 +182,7 @@ void msix_fini(struct pci_dev *dev)
 	for (unsigned int v = 0; v < m->nr; v++) {
 		if (m->fd[v] < 0)
 			continue;
-		irqfd_deassign(&dev->vm->kvm, m->fd[v], (uint32_t)m->gsi[v]);
+		irqfd_deassign(dev->ctx->kvm, m->fd[v], (uint32_t)m->gsi[v]);
 		close(m->fd[v]);
 	}
 	pthread_mutex_destroy(&m->lock);
@@ -243,7 +244,7 @@ void msix_reset(struct pci_dev *dev)
 	memset(m->pba, 0, sizeof(m->pba));
 	for (unsigned int v = 0; v < m->nr; v++) {
 		m->table[v] = (struct msix_entry){ .ctrl = MSIX_VECTOR_MASKED };
-		irq_unroute(&dev->vm->irq, (uint32_t)m->gsi[v], &err);
+		irq_unroute(dev->ctx->irq, (uint32_t)m->gsi[v], &err);
 		keel_error_free(err);
 		err = NULL;
 	}

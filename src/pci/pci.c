@@ -4,13 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/util.h"
+#include "core/devctx.h"
 #include "core/le.h"
-#include "core/vm.h"
+#include "core/util.h"
+#include "kvm/kvm.h"
 #include "pci/msix.h"
 #include "pci/pci.h"
-#include "x86/layout.h"
-#include "x86/x86.h"
 
 #define CF8_ENABLE      0x80000000U
 #define RST_CNT_RESET   0x04    /* port 0xcf9: reset CPU */
@@ -18,22 +17,23 @@
 
 struct pci_host {
 	struct vdev vdev;
-	struct keel_vm *vm;
+	struct devctx *ctx;
 	pthread_mutex_t lock;           /* config space of every device */
 	uint32_t cf8;
 	struct pci_dev *slot[PCI_MAX_SLOTS];
+	struct pci_windows win;
 	uint64_t mmio_next, io_next;    /* BAR allocation cursors */
 	struct bus_dev cf8_dev, cfc_dev, ecam_dev;
 	struct pci_dev bridge;
 };
 
 
-void pci_dev_init(struct pci_dev *dev, struct keel_vm *vm, const char *name,
+void pci_dev_init(struct pci_dev *dev, struct devctx *ctx, const char *name,
 		  const struct pci_dev_ops *ops, uint16_t vendor, uint16_t device,
 		  uint32_t class_code, uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id)
 {
 	memset(dev, 0, sizeof(*dev));
-	dev->vm = vm;
+	dev->ctx = ctx;
 	dev->name = name;
 	dev->ops = ops;
 	put_le16(dev->cfg + PCI_VENDOR_ID, vendor);
@@ -123,7 +123,7 @@ static void bar_update(struct pci_dev *dev, int i)
 	uint16_t cmd = get_le16(dev->cfg + PCI_COMMAND);
 	bool decode = cmd & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY);
 	uint64_t addr = bar_cfg_addr(dev, i);
-	struct bus *bus = io ? dev->vm->pio : dev->vm->mmio;
+	struct bus *bus = io ? dev->ctx->pio : dev->ctx->mmio;
 	bool valid = addr && addr + bar->size > addr && (!io || addr + bar->size <= 0x10000);
 
 	if (bar->mapped && decode && valid && addr == bar->addr)
@@ -142,7 +142,7 @@ static void bar_update(struct pci_dev *dev, int i)
 			bar->addr = addr;
 		} else {
 			/* The guest may park a BAR on another claim; it just won't decode. */
-			vm_log(dev->vm, KEEL_LOG_WARNING, "%s: BAR%d not mapped: %s", dev->name, i,
+			log_msg(&dev->ctx->log, KEEL_LOG_WARNING, "%s: BAR%d not mapped: %s", dev->name, i,
 			       keel_error_get_message(err));
 			keel_error_free(err);
 		}
@@ -177,12 +177,12 @@ static void intx_apply(struct pci_dev *dev)
 		status |= PCI_STATUS_INTERRUPT;
 	put_le16(dev->cfg + PCI_STATUS, status);
 	if (dev->intx_gsi)
-		vm_irq_line(dev->vm, dev->intx_gsi, dev->intx_level && !disabled);
+		kvm_irq_line(dev->ctx->kvm, dev->intx_gsi, dev->intx_level && !disabled);
 }
 
 void pci_set_intx(struct pci_dev *dev, int level)
 {
-	struct pci_host *host = dev->vm->pci;
+	struct pci_host *host = dev->host;
 
 	pthread_mutex_lock(&host->lock);
 	if (dev->intx_level != !!level) {
@@ -219,10 +219,9 @@ static void dev_config_write(struct pci_dev *dev, uint32_t off, const uint8_t *d
 	}
 }
 
-void pci_config_access(struct keel_vm *vm, uint8_t bus, uint8_t devfn, uint32_t off,
+void pci_config_access(struct pci_host *host, uint8_t bus, uint8_t devfn, uint32_t off,
 		       void *data, unsigned int len, bool is_write)
 {
-	struct pci_host *host = vm->pci;
 	struct pci_dev *dev;
 
 	/* Naturally aligned accesses of 1, 2 or 4 bytes; anything else is dropped. */
@@ -269,7 +268,7 @@ static void cf8_write(struct bus_dev *bd, uint64_t off, const void *data, unsign
 		memcpy(&host->cf8, data, 4);
 		pthread_mutex_unlock(&host->lock);
 	} else if (len == 1 && off == 1 && (*(const uint8_t *)data & RST_CNT_RESET)) {
-		vm_request_stop(host->vm, KEEL_STOP_RESET, NULL);
+		devctx_request_stop(host->ctx, KEEL_STOP_RESET, NULL);
 	}
 }
 
@@ -287,7 +286,7 @@ static void cfc_access(struct bus_dev *bd, uint64_t off, void *data, unsigned in
 			memset(data, 0xff, len);
 		return;
 	}
-	pci_config_access(host->vm, (cf8 >> 16) & 0xff, (cf8 >> 8) & 0xff,
+	pci_config_access(host, (cf8 >> 16) & 0xff, (cf8 >> 8) & 0xff,
 			  (cf8 & 0xfc) + (uint32_t)off, data, len, is_write);
 }
 
@@ -306,7 +305,7 @@ static void ecam_access(struct bus_dev *bd, uint64_t off, void *data, unsigned i
 {
 	struct pci_host *host = container_of(bd, struct pci_host, ecam_dev);
 
-	pci_config_access(host->vm, (uint8_t)(off >> 20), (uint8_t)(off >> 12), off & 0xfff, data,
+	pci_config_access(host, (uint8_t)(off >> 20), (uint8_t)(off >> 12), off & 0xfff, data,
 			  len, is_write);
 }
 
@@ -342,11 +341,11 @@ static int assign_bars(struct pci_host *host, struct pci_dev *dev, keel_error **
 			continue;
 		if (bar->kind == PCI_BAR_IO) {
 			next = &host->io_next;
-			end = LAYOUT_PCI_IO + LAYOUT_PCI_IO_SIZE;
+			end = host->win.io_base + host->win.io_size;
 			addr = align_up(*next, bar->size);
 		} else {
 			next = &host->mmio_next;
-			end = LAYOUT_PCI_MMIO32 + LAYOUT_PCI_MMIO32_SIZE;
+			end = host->win.mem_base + host->win.mem_size;
 			/* Page-aligned at least, so BARs never share a page. */
 			addr = align_up(*next, bar->size > 4096 ? bar->size : 4096);
 		}
@@ -364,9 +363,8 @@ static int assign_bars(struct pci_host *host, struct pci_dev *dev, keel_error **
 	return 0;
 }
 
-int pci_register(struct keel_vm *vm, struct pci_dev *dev, keel_error **err)
+int pci_register(struct pci_host *host, struct pci_dev *dev, keel_error **err)
 {
-	struct pci_host *host = vm->pci;
 	int slot = -1;
 
 	pthread_mutex_lock(&host->lock);
@@ -386,6 +384,7 @@ int pci_register(struct keel_vm *vm, struct pci_dev *dev, keel_error **err)
 		return -1;
 	}
 	dev->slot = (uint8_t)slot;
+	dev->host = host;
 	if (slot) {
 		dev->intx_gsi = INTX_FIRST_GSI + slot % 8;
 		dev->cfg[PCI_INTERRUPT_PIN] = 1;        /* INTA# */
@@ -397,21 +396,24 @@ int pci_register(struct keel_vm *vm, struct pci_dev *dev, keel_error **err)
 	return 0;
 }
 
-void pci_unregister(struct keel_vm *vm, struct pci_dev *dev)
+void pci_unregister(struct pci_dev *dev)
 {
-	struct pci_host *host = vm->pci;
+	struct pci_host *host = dev->host;
 
+	if (!host)
+		return;
 	pthread_mutex_lock(&host->lock);
 	for (int i = 0; i < PCI_NR_BARS; i++) {
 		struct pci_bar *bar = &dev->bar[i];
 
 		if (bar->mapped)
-			bus_del(bar->kind == PCI_BAR_IO ? vm->pio : vm->mmio, &bar->region);
+			bus_del(bar->kind == PCI_BAR_IO ? dev->ctx->pio : dev->ctx->mmio, &bar->region);
 		bar->mapped = false;
 	}
 	if (host->slot[dev->slot] == dev)
 		host->slot[dev->slot] = NULL;
 	pthread_mutex_unlock(&host->lock);
+	dev->host = NULL;
 }
 
 /* Back to the header as created, decoding off: what a PCI reset does. */
@@ -443,54 +445,68 @@ static void pci_host_reset(struct vdev *vd)
 static void pci_host_free(struct vdev *vd)
 {
 	struct pci_host *host = container_of(vd, struct pci_host, vdev);
-	struct keel_vm *vm = host->vm;
+	struct devctx *ctx = host->ctx;
 
-	bus_del(vm->pio, &host->cf8_dev);
-	bus_del(vm->pio, &host->cfc_dev);
-	bus_del(vm->mmio, &host->ecam_dev);
+	bus_del(ctx->pio, &host->cf8_dev);
+	bus_del(ctx->pio, &host->cfc_dev);
+	if (host->win.ecam_size)
+		bus_del(ctx->mmio, &host->ecam_dev);
 	pthread_mutex_destroy(&host->lock);
 	free(host);
-	vm->pci = NULL;
 }
 
-int pci_host_create(struct keel_vm *vm, keel_error **err)
+struct pci_host *pci_host_create(struct devctx *ctx, const struct pci_windows *win,
+				 keel_error **err)
 {
 	struct pci_host *host = calloc(1, sizeof(*host));
 
 	if (!host)
-		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating the PCI host bridge");
-	host->vm = vm;
+		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating the PCI host bridge"),
+		       NULL;
+	host->ctx = ctx;
 	pthread_mutex_init(&host->lock, NULL);
-	host->mmio_next = LAYOUT_PCI_MMIO32;
-	host->io_next = LAYOUT_PCI_IO;
+	host->win = *win;
+	host->mmio_next = win->mem_base;
+	host->io_next = win->io_base;
 	host->cf8_dev = (struct bus_dev){ .ops = &cf8_ops, .name = "pci-cf8" };
 	host->cfc_dev = (struct bus_dev){ .ops = &cfc_ops, .name = "pci-cfc" };
 	host->ecam_dev = (struct bus_dev){ .ops = &ecam_ops, .name = "pci-ecam" };
 	host->vdev = (struct vdev){ .name = "pci-host", .reset = pci_host_reset,
 				    .destroy = pci_host_free };
-	vm->pci = host;
-	vm_add_vdev(vm, &host->vdev);
-	if (bus_add(vm->pio, &host->cf8_dev, 0xcf8, 4, err) < 0 ||
-	    bus_add(vm->pio, &host->cfc_dev, 0xcfc, 4, err) < 0 ||
-	    bus_add(vm->mmio, &host->ecam_dev, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, err) < 0)
-		return -1;
+	if (bus_add(ctx->pio, &host->cf8_dev, 0xcf8, 4, err) < 0)
+		goto fail;
+	if (bus_add(ctx->pio, &host->cfc_dev, 0xcfc, 4, err) < 0) {
+		bus_del(ctx->pio, &host->cf8_dev);
+		goto fail;
+	}
+	if (win->ecam_size &&
+	    bus_add(ctx->mmio, &host->ecam_dev, win->ecam_base, win->ecam_size, err) < 0) {
+		bus_del(ctx->pio, &host->cf8_dev);
+		bus_del(ctx->pio, &host->cfc_dev);
+		goto fail;
+	}
+	devctx_add(ctx, &host->vdev);
 	/* 00:00.0: the host bridge (the generic PCIe host bridge ID QEMU uses too). */
-	pci_dev_init(&host->bridge, vm, "pci-host-bridge", NULL, 0x1b36, 0x0008, 0x060000, 0,
+	pci_dev_init(&host->bridge, ctx, "pci-host-bridge", NULL, 0x1b36, 0x0008, 0x060000, 0,
 		     0x1af4, 0x1100);
-	return pci_register(vm, &host->bridge, err);
+	if (pci_register(host, &host->bridge, err) < 0)
+		return NULL;    /* the VM destroys the host with its devices */
+	return host;
+fail:
+	pthread_mutex_destroy(&host->lock);
+	free(host);
+	return NULL;
 }
 
-int pci_intx_routes(struct keel_vm *vm, struct mp_pci_irq *out, int max)
+int pci_intx_routes(struct pci_host *host, struct pci_intx_route *out, int max)
 {
-	struct pci_host *host = vm->pci;
 	int n = 0;
 
-	if (!host)
-		return 0;
 	pthread_mutex_lock(&host->lock);
 	for (int i = 1; i < PCI_MAX_SLOTS && n < max; i++) {
 		if (host->slot[i] && host->slot[i]->intx_gsi) {
 			out[n].slot = (uint8_t)i;
+			out[n].pin = 0;         /* INTA# */
 			out[n].gsi = (uint8_t)host->slot[i]->intx_gsi;
 			n++;
 		}

@@ -14,8 +14,9 @@
 #include "bus/bus.h"
 #include "core/error.h"
 
-struct keel_vm;
+struct devctx;
 struct pci_dev;
+struct pci_host;
 struct msix;
 
 #define PCI_CFG_SIZE   4096
@@ -73,7 +74,8 @@ struct pci_dev_ops {
 };
 
 struct pci_dev {
-	struct keel_vm *vm;
+	struct devctx *ctx;
+	struct pci_host *host;          /* set by pci_register() */
 	const char *name;
 	const struct pci_dev_ops *ops;
 	uint8_t slot;                   /* device number on bus 0 */
@@ -89,7 +91,7 @@ struct pci_dev {
 };
 
 /* Identity and class; the device then adds BARs and capabilities. */
-void pci_dev_init(struct pci_dev *dev, struct keel_vm *vm, const char *name,
+void pci_dev_init(struct pci_dev *dev, struct devctx *ctx, const char *name,
 		  const struct pci_dev_ops *ops, uint16_t vendor, uint16_t device,
 		  uint32_t class_code, uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id);
 /* Declares BAR `i` (size: power of two, at least 16 bytes / 4 for I/O). */
@@ -106,8 +108,8 @@ uint8_t pci_dev_add_cap(struct pci_dev *dev, const void *cap, const uint8_t *wma
  * routes INTA# and maps the BARs (decoding starts disabled, as at power-on:
  * the guest enables it through the command register).
  */
-int pci_register(struct keel_vm *vm, struct pci_dev *dev, keel_error **err);
-void pci_unregister(struct keel_vm *vm, struct pci_dev *dev);
+int pci_register(struct pci_host *host, struct pci_dev *dev, keel_error **err);
+void pci_unregister(struct pci_dev *dev);
 /* Drives INTA# (level); ignored while the command register disables INTx. */
 void pci_set_intx(struct pci_dev *dev, int level);
 /* The device whose BAR `bd` (a BAR handler's argument) belongs to. */
@@ -115,14 +117,29 @@ struct pci_dev *pci_bar_dev(struct bus_dev *bd);
 /* Guest address of BAR `i` while mapped, else 0. */
 uint64_t pci_bar_addr(struct pci_dev *dev, int i);
 
-/* The host bridge and config access; created with the VM, freed as a vdev. */
-struct pci_host;
-int pci_host_create(struct keel_vm *vm, keel_error **err);
-/* INTA# routing of every device, for the MP table; returns the count. */
-struct mp_pci_irq;
-int pci_intx_routes(struct keel_vm *vm, struct mp_pci_irq *out, int max);
+/* Where keel puts BARs, and the ECAM window (size 0: none). */
+struct pci_windows {
+	uint64_t io_base, io_size;
+	uint64_t mem_base, mem_size;
+	uint64_t ecam_base, ecam_size;
+};
+
+/*
+ * The host bridge (00:00.0) and config access (0xcf8/0xcfc, the ECAM
+ * window); it is one of the VM's devices from then on (devctx_add).
+ */
+struct pci_host *pci_host_create(struct devctx *ctx, const struct pci_windows *win,
+				 keel_error **err);
+/* A slot's INTx pin (0 = INTA#) and the IOAPIC pin (GSI) it drives. */
+struct pci_intx_route {
+	uint8_t slot;
+	uint8_t pin;
+	uint8_t gsi;
+};
+/* INTx routing of every device but the host bridge; returns the count. */
+int pci_intx_routes(struct pci_host *host, struct pci_intx_route *out, int max);
 /* Config space access as the guest sees it (tests use it too). */
-void pci_config_access(struct keel_vm *vm, uint8_t bus, uint8_t devfn, uint32_t off,
+void pci_config_access(struct pci_host *host, uint8_t bus, uint8_t devfn, uint32_t off,
 		       void *data, unsigned int len, bool is_write);
 
 #endif

@@ -63,7 +63,8 @@
 #include "core/loop.h"
 #include "core/thread.h"
 #include "core/util.h"
-#include "core/vm.h"
+#include "core/devctx.h"
+#include "core/le.h"
 #include "virtio/blk.h"
 #include "virtio/devices.h"
 #include "virtio/virtio.h"
@@ -100,7 +101,6 @@ struct blk_queue {
 
 struct virtio_blk {
 	struct virtio_dev vdev;
-	struct keel_vm *vm;
 	char name[64];
 	struct disk_image img;
 	uint64_t capacity;              /* 512-byte sectors */
@@ -123,12 +123,6 @@ struct virtio_blk {
 	bool io_active;
 	uint64_t poll_ns;               /* busy-poll window, 0: off */
 
-	/* A broken ring, reported from the VM's event loop (see blk_fail). */
-	int fail_fd;
-	bool fail_watched;
-	pthread_mutex_t fail_lock;
-	keel_error *fail_err;
-
 	/* The thread. */
 	int stop_fd;
 	pthread_t thread;
@@ -150,24 +144,6 @@ struct virtio_dev *virtio_blk_vdev(struct virtio_blk *blk)
 }
 
 /* -------------------------------------------------------------- config space */
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
 
 /* struct virtio_blk_config (5.2.4), little-endian. */
 static void build_config(struct virtio_blk *blk)
@@ -213,7 +189,7 @@ static void blk_config_write(struct virtio_dev *vdev, uint32_t offset, const voi
 			     unsigned int len)
 {
 	/* writeback is writable only with CONFIG_WCE, which is not offered. */
-	vm_log(vdev->vm, KEEL_LOG_DEBUG, "%s: ignored write of %u byte(s) at config offset %u",
+	log_msg(&vdev->ctx->log, KEEL_LOG_DEBUG, "%s: ignored write of %u byte(s) at config offset %u",
 	       vdev->name, len, offset);
 }
 
@@ -252,7 +228,7 @@ static void req_done(struct virtio_blk *blk, struct blk_req *req, uint8_t status
 /* The guest can send bad requests at will: at most BLK_WARN_BURST warnings a second. */
 #define BLK_WARN_BURST 50
 #define guest_warn(blk, req, fmt, ...) \
-	vm_log_limited((blk)->vdev.vm, &(blk)->warn_rl, KEEL_LOG_WARNING, \
+	log_limited(&(blk)->vdev.ctx->log, &(blk)->warn_rl, KEEL_LOG_WARNING, \
 		       "%s: queue %u, request %u: " fmt, (blk)->name, (req)->queue, \
 		       (req)->head, ##__VA_ARGS__)
 
@@ -282,10 +258,10 @@ static void io_complete(void *opaque, struct disk_req *io)
 
 	if (io->error) {
 		if (io->error == EROFS)
-			vm_log(blk->vdev.vm, KEEL_LOG_DEBUG, "%s: %s on a read-only disk refused",
+			log_msg(&blk->vdev.ctx->log, KEEL_LOG_DEBUG, "%s: %s on a read-only disk refused",
 			       blk->name, type_name(req->type));
 		else
-			vm_log(blk->vdev.vm, KEEL_LOG_WARNING,
+			log_msg(&blk->vdev.ctx->log, KEEL_LOG_WARNING,
 			       "%s: %s of %llu bytes at byte %llu of '%s' failed: %s", blk->name,
 			       type_name(req->type), (unsigned long long)io->len,
 			       (unsigned long long)io->offset, blk->img.path, strerror(io->error));
@@ -389,7 +365,7 @@ static void handle_chain(struct virtio_blk *blk, unsigned int q, struct blk_req 
 		bool in = req->type == VIRTIO_BLK_T_IN;
 
 		if (!in && blk->img.read_only) {
-			vm_log(blk->vdev.vm, KEEL_LOG_DEBUG,
+			log_msg(&blk->vdev.ctx->log, KEEL_LOG_DEBUG,
 			       "%s: write to sector %llu of a read-only disk refused", blk->name,
 			       (unsigned long long)sector);
 			req_done(blk, req, VIRTIO_BLK_S_IOERR);
@@ -446,7 +422,7 @@ static void handle_chain(struct virtio_blk *blk, unsigned int q, struct blk_req 
 		uint64_t bytes = chain->out_len - BLK_HDR_SIZE;
 
 		if (blk->img.read_only) {
-			vm_log(blk->vdev.vm, KEEL_LOG_DEBUG, "%s: %s on a read-only disk refused",
+			log_msg(&blk->vdev.ctx->log, KEEL_LOG_DEBUG, "%s: %s on a read-only disk refused",
 			       blk->name, type_name(req->type));
 			req_done(blk, req, VIRTIO_BLK_S_IOERR);
 			return;
@@ -495,7 +471,7 @@ static void handle_chain(struct virtio_blk *blk, unsigned int q, struct blk_req 
 		return;
 	}
 	default:
-		vm_log(blk->vdev.vm, KEEL_LOG_DEBUG, "%s: unsupported request type %u",
+		log_msg(&blk->vdev.ctx->log, KEEL_LOG_DEBUG, "%s: unsupported request type %u",
 		       blk->name, req->type);
 		req_done(blk, req, VIRTIO_BLK_S_UNSUPP);
 		return;
@@ -504,50 +480,15 @@ static void handle_chain(struct virtio_blk *blk, unsigned int q, struct blk_req 
 
 /*
  * The guest broke a ring: stop taking requests and put the device in
- * NEEDS_RESET.  virtio_dev_fail() takes vdev->lock and stops the device,
- * and ops->stop (called with that lock held) joins the I/O thread, so the
- * I/O thread must not call it: the VM's event loop does, woken by fail_fd.
- * Without an I/O thread (tests), it is called directly.
+ * NEEDS_RESET; from the I/O thread through the event thread (ops->stop
+ * joins the I/O thread), without one (tests) directly.
  */
 static void blk_fail(struct virtio_blk *blk, keel_error *err)
 {
-	uint64_t one = 1;
-
 	blk->failed = true;
-	if (!blk->threaded) {
-		virtio_dev_fail(&blk->vdev, err);
-		return;
-	}
-	pthread_mutex_lock(&blk->fail_lock);
-	if (!blk->fail_err) {
-		blk->fail_err = err;
-		err = NULL;
-	}
-	pthread_mutex_unlock(&blk->fail_lock);
-	keel_error_free(err);
-	if (!blk->fail_watched) {
-		vm_log(blk->vdev.vm, KEEL_LOG_ERROR, "%s: %s; the device stops processing requests",
-		       blk->name, keel_error_get_message(blk->fail_err));
-		return;
-	}
-	while (write(blk->fail_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
-}
-
-/* On the VM's event loop. */
-static void blk_fail_cb(void *opaque, uint32_t events)
-{
-	struct virtio_blk *blk = opaque;
-	keel_error *err;
-	uint64_t v;
-
-	while (read(blk->fail_fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
-	pthread_mutex_lock(&blk->fail_lock);
-	err = blk->fail_err;
-	blk->fail_err = NULL;
-	pthread_mutex_unlock(&blk->fail_lock);
-	if (err)
+	if (blk->threaded)
+		virtio_dev_fail_async(&blk->vdev, err);
+	else
 		virtio_dev_fail(&blk->vdev, err);
 }
 
@@ -731,7 +672,7 @@ void virtio_blk_io_poll(struct virtio_blk *blk, bool wait)
 	int ret = disk_ring_submit(&blk->ring, wait);
 
 	if (ret < 0)
-		vm_log(blk->vdev.vm, KEEL_LOG_ERROR, "%s: io_uring submission failed: %s",
+		log_msg(&blk->vdev.ctx->log, KEEL_LOG_ERROR, "%s: io_uring submission failed: %s",
 		       blk->name, strerror(-ret));
 	disk_ring_reap(&blk->ring);
 	process_kicked(blk);
@@ -812,7 +753,7 @@ static void *io_thread(void *opaque)
 		}
 		arm_polls(blk);
 		if (disk_ring_submit(&blk->ring, true) < 0) {
-			vm_log(blk->vdev.vm, KEEL_LOG_ERROR,
+			log_msg(&blk->vdev.ctx->log, KEEL_LOG_ERROR,
 			       "%s: io_uring failed; the device stops processing", blk->name);
 			break;
 		}
@@ -861,29 +802,14 @@ static int blk_start(struct virtio_dev *vdev, keel_error **err)
 static void blk_stop(struct virtio_dev *vdev)
 {
 	struct virtio_blk *blk = to_blk(vdev);
-	uint64_t v = 1;
 
 	if (!blk->thread_running)
 		return;
-	while (write(blk->stop_fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
+	efd_signal(blk->stop_fd);
 	pthread_join(blk->thread, NULL);
 	blk->thread_running = false;
 	blk->threaded = false;
-	while (read(blk->stop_fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
-	/* A failure not yet reported is moot: the device is being reset. */
-	pthread_mutex_lock(&blk->fail_lock);
-	keel_error_free(blk->fail_err);
-	blk->fail_err = NULL;
-	pthread_mutex_unlock(&blk->fail_lock);
-}
-
-static void unwatch_fail(struct virtio_blk *blk)
-{
-	if (blk->fail_watched)
-		loop_del(blk->vm->loop, blk->fail_fd);
-	blk->fail_watched = false;
+	efd_drain(blk->stop_fd);
 }
 
 static void blk_free(struct virtio_blk *blk)
@@ -893,13 +819,8 @@ static void blk_free(struct virtio_blk *blk)
 		free(blk->queues[q].free);
 	}
 	free(blk->chain);
-	unwatch_fail(blk);
-	if (blk->fail_fd >= 0)
-		close(blk->fail_fd);
 	if (blk->stop_fd >= 0)
 		close(blk->stop_fd);
-	keel_error_free(blk->fail_err);
-	pthread_mutex_destroy(&blk->fail_lock);
 	sem_destroy(&blk->setup_done);
 	disk_image_close(&blk->img);
 	free(blk);
@@ -909,7 +830,7 @@ static void blk_destroy(struct virtio_dev *vdev)
 {
 	struct virtio_blk *blk = to_blk(vdev);
 
-	unwatch_fail(blk);      /* waits for a running blk_fail_cb */
+	virtio_dev_quiesce(vdev);
 	blk_stop(vdev);
 	virtio_blk_io_end(blk);
 	virtio_dev_fini(vdev);
@@ -924,8 +845,8 @@ static const struct virtio_dev_ops blk_ops = {
 	.destroy = blk_destroy,
 };
 
-struct virtio_blk *virtio_blk_new(struct keel_vm *vm, const struct keel_storage_device *cfg,
-				  keel_error **err)
+struct virtio_blk *virtio_blk_new(struct devctx *ctx, int index,
+				  const struct keel_storage_device *cfg, keel_error **err)
 {
 	const struct keel_storage_attachment *att = cfg ? cfg->att : NULL;
 	struct virtio_blk *blk;
@@ -940,20 +861,17 @@ struct virtio_blk *virtio_blk_new(struct keel_vm *vm, const struct keel_storage_
 	if (!blk)
 		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating virtio-blk for '%s'",
 			       att->path), NULL;
-	blk->vm = vm;
 	blk->stop_fd = -1;
-	blk->fail_fd = -1;
-	pthread_mutex_init(&blk->fail_lock, NULL);
 	if (sem_init(&blk->setup_done, 0, 0) < 0) {
 		free(blk);
 		return err_errno(err, KEEL_ERR_NOMEM, errno, "virtio-blk: cannot create a semaphore"),
 		       NULL;
 	}
 	base = strrchr(att->path, '/');
-	snprintf(blk->name, sizeof(blk->name), "virtio-blk (%s)", base ? base + 1 : att->path);
+	snprintf(blk->name, sizeof(blk->name), "virtio-blk%d (%s)", index, base ? base + 1 : att->path);
 	blk->warn_rl.burst = BLK_WARN_BURST;
 
-	queues = cfg->queues ? cfg->queues : vm->cfg.cpus;
+	queues = cfg->queues ? cfg->queues : ctx->nr_cpus;
 	if (queues < 1)
 		queues = 1;
 	if (queues > VIRTIO_BLK_MAX_QUEUES)
@@ -974,15 +892,9 @@ struct virtio_blk *virtio_blk_new(struct keel_vm *vm, const struct keel_storage_
 
 	blk->chain = malloc(sizeof(*blk->chain));
 	blk->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	blk->fail_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!blk->chain || blk->stop_fd < 0 || blk->fail_fd < 0) {
+	if (!blk->chain || blk->stop_fd < 0) {
 		err_set(err, KEEL_ERR_NOMEM, "%s: out of memory", blk->name);
 		goto fail;
-	}
-	if (vm->loop) {
-		if (loop_add(vm->loop, blk->fail_fd, EPOLLIN, blk_fail_cb, blk, err) < 0)
-			goto fail;
-		blk->fail_watched = true;
 	}
 	for (unsigned int q = 0; q < queues; q++) {
 		/* calloc: pages of requests the guest never uses stay untouched. */
@@ -1006,10 +918,10 @@ struct virtio_blk *virtio_blk_new(struct keel_vm *vm, const struct keel_storage_
 		features |= (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
 	if (queues > 1)
 		features |= 1ULL << VIRTIO_BLK_F_MQ;
-	if (virtio_dev_init(&blk->vdev, vm, blk->name, VIRTIO_ID_BLOCK, &blk_ops, features,
+	if (virtio_dev_init(&blk->vdev, ctx, blk->name, VIRTIO_ID_BLOCK, &blk_ops, features,
 			    VIRTIO_BLK_CONFIG_SIZE, queues, VIRTIO_BLK_QUEUE_SIZE, err) < 0)
 		goto fail;
-	vm_log(vm, KEEL_LOG_DEBUG, "%s: %llu sectors, block size %u, %u queue(s)%s%s",
+	log_msg(&ctx->log, KEEL_LOG_DEBUG, "%s: %llu sectors, block size %u, %u queue(s)%s%s",
 	       blk->name, (unsigned long long)blk->capacity, blk->img.block_size, queues,
 	       blk->img.read_only ? ", read-only" : "", blk->img.direct ? ", O_DIRECT" : "");
 	return blk;
@@ -1024,16 +936,10 @@ void virtio_blk_free(struct virtio_blk *blk)
 		blk_destroy(&blk->vdev);
 }
 
-int virtio_blk_create(struct keel_vm *vm, const struct keel_storage_device *cfg,
-		      keel_error **err)
+struct virtio_dev *virtio_blk_create(struct devctx *ctx, int index,
+				     const struct keel_storage_device *cfg, keel_error **err)
 {
-	struct virtio_blk *blk = virtio_blk_new(vm, cfg, err);
+	struct virtio_blk *blk = virtio_blk_new(ctx, index, cfg, err);
 
-	if (!blk)
-		return -1;
-	if (virtio_attach(vm, &blk->vdev, err) < 0) {
-		virtio_blk_free(blk);
-		return -1;
-	}
-	return 0;
+	return blk ? &blk->vdev : NULL;
 }

@@ -2,18 +2,18 @@
 /*
  * virtio-blk internals exposed for tests and fuzzers: a device can be made
  * without attaching it to a transport, and its I/O run on the caller's
- * thread instead of its own I/O thread.  The VM uses virtio_blk_create()
- * (virtio/devices.h) only.
+ * thread instead of its own I/O thread.  The machine builder uses
+ * virtio_blk_create() (virtio/devices.h) only.
  */
 #ifndef KEEL_VIRTIO_BLK_H
 #define KEEL_VIRTIO_BLK_H
 
 #include <stdbool.h>
 
-#include "core/config.h"
+#include "config/objects.h"
 #include "core/error.h"
 
-struct keel_vm;
+struct devctx;
 struct virtio_blk;
 struct virtio_dev;
 
@@ -51,9 +51,9 @@ struct virtio_dev;
 #define VIRTIO_BLK_MAX_DISCARD_SEG 32
 #define VIRTIO_BLK_CONFIG_SIZE    60    /* up to write_zeroes_may_unmap + unused1 */
 
-/* The device, unattached (its lifetime is the caller's). */
-struct virtio_blk *virtio_blk_new(struct keel_vm *vm, const struct keel_storage_device *cfg,
-				  keel_error **err);
+/* Disk number `index`, unattached (its lifetime is the caller's). */
+struct virtio_blk *virtio_blk_new(struct devctx *ctx, int index,
+				  const struct keel_storage_device *cfg, keel_error **err);
 struct virtio_dev *virtio_blk_vdev(struct virtio_blk *blk);
 /* Stops it if started, closes the image, frees it. */
 void virtio_blk_free(struct virtio_blk *blk);

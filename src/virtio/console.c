@@ -26,10 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "config/objects.h"
 #include "core/loop.h"
 #include "core/serial_io.h"
-#include "core/vm.h"
+#include "core/devctx.h"
+#include "core/util.h"
 #include "virtio/devices.h"
 #include "virtio/virtio.h"
 
@@ -59,7 +60,7 @@ static void in_watch(struct virtio_console *c, bool want)
 {
 	if (!c->in_registered || !c->in_active || want == !c->in_paused)
 		return;
-	if (loop_modify(c->vdev.vm->loop, c->in_fd, want ? EPOLLIN : EPOLLONESHOT) == 0)
+	if (loop_modify(c->vdev.ctx->loop, c->in_fd, want ? EPOLLIN : EPOLLONESHOT) == 0)
 		c->in_paused = !want;
 }
 
@@ -68,7 +69,7 @@ static void in_watch(struct virtio_console *c, bool want)
 static void con_output(struct virtio_console *c, const uint8_t *p, size_t len)
 {
 	if (serial_out_write(&c->out, p, len) < 0)
-		vm_log(c->vdev.vm, KEEL_LOG_WARNING, "%s: output failed (%s); discarding output from now on",
+		log_msg(&c->vdev.ctx->log, KEEL_LOG_WARNING, "%s: output failed (%s); discarding output from now on",
 		       c->name, strerror(errno));
 }
 
@@ -98,11 +99,7 @@ static void con_tx(struct virtio_console *c)
 			n++;
 		}
 		if (n >= CON_BATCH) {
-			uint64_t one = 1;
-
-			if (write(c->vdev.kick_fd[CON_TXQ], &one, sizeof(one)) < 0) {
-				/* Saturated: the kick is pending anyway. */
-			}
+			efd_signal(c->vdev.kick_fd[CON_TXQ]);
 			break;
 		}
 		if (!virtq_enable_kicks(vq))
@@ -152,7 +149,7 @@ static void con_input(void *opaque, uint32_t events)
 		} else {
 			if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 				if (n < 0)
-					vm_log(c->vdev.vm, KEEL_LOG_WARNING, "%s: reading input failed: %s",
+					log_msg(&c->vdev.ctx->log, KEEL_LOG_WARNING, "%s: reading input failed: %s",
 					       c->name, strerror(errno));
 				stop = true;
 			}
@@ -168,7 +165,7 @@ out:
 	pthread_mutex_unlock(&c->vdev.lock);
 	/* Removing our own watch from its callback is allowed (see loop.h). */
 	if (stop)
-		loop_del(c->vdev.vm->loop, c->in_fd);
+		loop_del(c->vdev.ctx->loop, c->in_fd);
 	if (err)
 		virtio_dev_fail(&c->vdev, err);
 	else if (pushed)
@@ -178,11 +175,8 @@ out:
 static void con_rx_kick(void *opaque, uint32_t events)
 {
 	struct virtio_console *c = opaque;
-	uint64_t v;
 
-	if (read(c->vdev.kick_fd[CON_RXQ], &v, sizeof(v)) < 0) {
-		/* Spurious wake-up. */
-	}
+	efd_drain(c->vdev.kick_fd[CON_RXQ]);
 	pthread_mutex_lock(&c->vdev.lock);
 	if (c->vdev.started)
 		in_watch(c, true);      /* con_input() reads if there is input */
@@ -192,11 +186,8 @@ static void con_rx_kick(void *opaque, uint32_t events)
 static void con_tx_kick(void *opaque, uint32_t events)
 {
 	struct virtio_console *c = opaque;
-	uint64_t v;
 
-	if (read(c->vdev.kick_fd[CON_TXQ], &v, sizeof(v)) < 0) {
-		/* Spurious wake-up. */
-	}
+	efd_drain(c->vdev.kick_fd[CON_TXQ]);
 	con_tx(c);
 }
 
@@ -217,13 +208,10 @@ static void con_config_write(struct virtio_dev *vdev, uint32_t offset, const voi
 static int con_start(struct virtio_dev *vdev, keel_error **err)
 {
 	struct virtio_console *c = (struct virtio_console *)vdev;
-	uint64_t one = 1;
 
 	in_watch(c, true);
 	/* Output queued (and kicks dropped) before DRIVER_OK goes out now. */
-	if (write(vdev->kick_fd[CON_TXQ], &one, sizeof(one)) < 0) {
-		/* Saturated: a kick is pending anyway. */
-	}
+	efd_signal(vdev->kick_fd[CON_TXQ]);
 	return 0;
 }
 
@@ -234,7 +222,7 @@ static void con_stop(struct virtio_dev *vdev)
 
 static void con_free(struct virtio_console *c)
 {
-	struct loop *loop = c->vdev.vm->loop;
+	struct loop *loop = c->vdev.ctx->loop;
 
 	pthread_mutex_lock(&c->vdev.lock);
 	c->in_active = false;
@@ -263,51 +251,41 @@ static const struct virtio_dev_ops con_ops = {
 	.destroy = con_destroy,
 };
 
-static int cfg_index(const struct dev_list *l, const void *item)
-{
-	for (int i = 0; i < l->nr; i++)
-		if (l->items[i] == item)
-			return i;
-	return 0;
-}
-
-int virtio_console_create(struct keel_vm *vm, const struct keel_console_device *cfg,
-			  keel_error **err)
+struct virtio_dev *virtio_console_create(struct devctx *ctx, int index,
+					 const struct keel_console_device *cfg, keel_error **err)
 {
 	struct virtio_console *c = calloc(1, sizeof(*c));
 	const struct keel_serial_attachment *att = cfg ? cfg->att : NULL;
 
 	if (!c)
-		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating a virtio-console device");
-	snprintf(c->name, sizeof(c->name), "virtio-console%d", cfg_index(&vm->cfg.consoles, cfg));
+		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating a virtio-console device"),
+		       NULL;
+	snprintf(c->name, sizeof(c->name), "virtio-console%d", index);
 	c->in_fd = att ? att->in_fd : -1;
 	serial_out_init(&c->out, att ? att->out_fd : -1);
-	if (virtio_dev_init(&c->vdev, vm, c->name, VIRTIO_ID_CONSOLE, &con_ops,
+	if (virtio_dev_init(&c->vdev, ctx, c->name, VIRTIO_ID_CONSOLE, &con_ops,
 			    (1ULL << VIRTIO_F_EVENT_IDX) | (1ULL << VIRTIO_F_INDIRECT_DESC),
 			    CON_CONFIG_SIZE, 2, CON_QUEUE_SIZE, err) < 0) {
 		free(c);
-		return -1;
+		return NULL;
 	}
 	if (c->in_fd >= 0 && serial_in_pollable(c->in_fd)) {
 		/* Paused (one-shot, nothing asked) until the driver is ready. */
-		if (loop_add(vm->loop, c->in_fd, EPOLLONESHOT, con_input, c, err) < 0)
+		if (loop_add(ctx->loop, c->in_fd, EPOLLONESHOT, con_input, c, err) < 0)
 			goto fail_prefix;
 		c->in_registered = true;
 		c->in_active = true;
 		c->in_paused = true;
 	}
-	if (loop_add(vm->loop, c->vdev.kick_fd[CON_RXQ], EPOLLIN, con_rx_kick, c, err) < 0)
+	if (loop_add(ctx->loop, c->vdev.kick_fd[CON_RXQ], EPOLLIN, con_rx_kick, c, err) < 0)
 		goto fail_prefix;
 	c->rxk_watched = true;
-	if (loop_add(vm->loop, c->vdev.kick_fd[CON_TXQ], EPOLLIN, con_tx_kick, c, err) < 0)
+	if (loop_add(ctx->loop, c->vdev.kick_fd[CON_TXQ], EPOLLIN, con_tx_kick, c, err) < 0)
 		goto fail_prefix;
 	c->txk_watched = true;
-	if (virtio_attach(vm, &c->vdev, err) < 0)
-		goto fail;
-	return 0;
+	return &c->vdev;
 fail_prefix:
 	err_prefix(err, "%s", c->name);
-fail:
 	con_free(c);
-	return -1;
+	return NULL;
 }

@@ -69,7 +69,7 @@
 #include "core/loop.h"
 #include "core/thread.h"
 #include "core/util.h"
-#include "core/vm.h"
+#include "core/devctx.h"
 #include "net/backend.h"
 #include "net/tap.h"
 #include "virtio/devices.h"
@@ -121,7 +121,6 @@ struct ctl_req {
 
 struct virtio_net {
 	struct virtio_dev vdev;
-	struct keel_vm *vm;
 	int index;
 	char name[32];
 	uint8_t mac[6];
@@ -156,11 +155,6 @@ struct virtio_net {
 	pthread_cond_t ctl_cond;
 	struct ctl_req *ctl_head, **ctl_tail;
 
-	/* A broken ring, reported from the VM's event loop (as virtio-blk). */
-	int fail_fd;
-	bool fail_watched;
-	pthread_mutex_t fail_lock;
-	keel_error *fail_err;
 };
 
 static inline struct virtio_net *to_net(struct virtio_dev *vdev)
@@ -178,49 +172,10 @@ void virtio_net_get_mac(const struct virtio_net *n, uint8_t mac[6])
 	memcpy(mac, n->mac, 6);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* A warning about the guest's frames: at most one a second per device. */
 #define net_warn(n, fmt, ...) \
-	vm_log_limited((n)->vm, &(n)->warn_rl, KEEL_LOG_WARNING, "%s: " fmt, (n)->name, \
+	log_limited(&(n)->vdev.ctx->log, &(n)->warn_rl, KEEL_LOG_WARNING, "%s: " fmt, (n)->name, \
 		       ##__VA_ARGS__)
-
-/* ------------------------------------------------------------------ MAC */
-
-void virtio_net_default_mac(const struct keel_vm *vm, int index, uint8_t mac[6])
-{
-	uint64_t h = 0xcbf29ce484222325ULL;     /* FNV-1a 64 */
-	const uint8_t *p;
-	size_t len;
-	uint32_t idx = htole32((uint32_t)index);
-
-	if (vm->cfg.has_machine_id) {
-		p = vm->cfg.machine_id;
-		len = sizeof(vm->cfg.machine_id);
-	} else {
-		const char *k = vm->cfg.boot && vm->cfg.boot->kernel ? vm->cfg.boot->kernel : "";
-
-		p = (const uint8_t *)k;
-		len = strlen(k);
-	}
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	for (size_t i = 0; i < sizeof(idx); i++) {
-		h ^= ((const uint8_t *)&idx)[i];
-		h *= 0x100000001b3ULL;
-	}
-	mac[0] = 0x02;                          /* locally administered, unicast */
-	for (int i = 1; i < 6; i++)
-		mac[i] = (uint8_t)(h >> (8 * (i - 1)));
-}
 
 /* ------------------------------------------------------------ config space */
 
@@ -264,50 +219,19 @@ static void net_config_write(struct virtio_dev *vdev, uint32_t offset, const voi
 			     unsigned int len)
 {
 	/* The MAC is read-only in virtio 1.x (no CTRL_MAC_ADDR). */
-	vm_log(vdev->vm, KEEL_LOG_DEBUG, "%s: ignored write of %u byte(s) at config offset %u",
+	log_msg(&vdev->ctx->log, KEEL_LOG_DEBUG, "%s: ignored write of %u byte(s) at config offset %u",
 	       vdev->name, len, offset);
 }
 
 /* ------------------------------------------------------------- failures */
 
+/* As blk_fail(): through the event thread from the I/O thread. */
 static void net_fail(struct virtio_net *n, keel_error *err)
 {
-	uint64_t one = 1;
-
 	n->failed = true;
-	if (!n->threaded) {
-		virtio_dev_fail(&n->vdev, err);
-		return;
-	}
-	pthread_mutex_lock(&n->fail_lock);
-	if (!n->fail_err) {
-		n->fail_err = err;
-		err = NULL;
-	}
-	pthread_mutex_unlock(&n->fail_lock);
-	keel_error_free(err);
-	if (!n->fail_watched) {
-		vm_log(n->vm, KEEL_LOG_ERROR, "%s: %s; the device stops processing its queues",
-		       n->name, keel_error_get_message(n->fail_err));
-		return;
-	}
-	while (write(n->fail_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
-}
-
-static void net_fail_cb(void *opaque, uint32_t events)
-{
-	struct virtio_net *n = opaque;
-	keel_error *err;
-	uint64_t v;
-
-	while (read(n->fail_fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
-	pthread_mutex_lock(&n->fail_lock);
-	err = n->fail_err;
-	n->fail_err = NULL;
-	pthread_mutex_unlock(&n->fail_lock);
-	if (err)
+	if (n->threaded)
+		virtio_dev_fail_async(&n->vdev, err);
+	else
 		virtio_dev_fail(&n->vdev, err);
 }
 
@@ -707,8 +631,6 @@ static void ctl_exec(struct virtio_net *n, struct ctl_req *r)
 /* Runs `r` on the I/O thread (or here without one) and waits for it. */
 static int ctl_call(struct virtio_net *n, struct ctl_req *r, keel_error **err)
 {
-	uint64_t one = 1;
-
 	r->done = false;
 	r->err = NULL;
 	r->next = NULL;
@@ -720,8 +642,7 @@ static int ctl_call(struct virtio_net *n, struct ctl_req *r, keel_error **err)
 		*n->ctl_tail = r;
 		n->ctl_tail = &r->next;
 		pthread_mutex_unlock(&n->ctl_lock);
-		while (write(n->ctl_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-			;
+		efd_signal(n->ctl_fd);
 		pthread_mutex_lock(&n->ctl_lock);
 		while (!r->done)
 			pthread_cond_wait(&n->ctl_cond, &n->ctl_lock);
@@ -739,10 +660,8 @@ static int ctl_call(struct virtio_net *n, struct ctl_req *r, keel_error **err)
 static void ctl_run(struct virtio_net *n)
 {
 	struct ctl_req *list;
-	uint64_t v;
 
-	while (read(n->ctl_fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
+	efd_drain(n->ctl_fd);
 	pthread_mutex_lock(&n->ctl_lock);
 	list = n->ctl_head;
 	n->ctl_head = NULL;
@@ -761,14 +680,6 @@ static void ctl_run(struct virtio_net *n)
 }
 
 /* ------------------------------------------------------------ the I/O loop */
-
-static void drain(int fd)
-{
-	uint64_t v;
-
-	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
-}
 
 static void be_process(struct virtio_net *n)
 {
@@ -864,12 +775,12 @@ static void *net_thread(void *opaque)
 		be_watch(n);
 		timeout = wait_timeout(n);
 		if (timeout > 0)
-			deadline = now_ns() + (uint64_t)timeout * 1000000ULL;
+			deadline = (uint64_t)mono_ns() + (uint64_t)timeout * 1000000ULL;
 		nev = epoll_wait(n->epfd, evs, ARRAY_SIZE(evs), timeout);
 		if (nev < 0) {
 			if (errno == EINTR)
 				continue;
-			vm_log(n->vm, KEEL_LOG_ERROR, "%s: epoll_wait failed: %s", n->name,
+			log_msg(&n->vdev.ctx->log, KEEL_LOG_ERROR, "%s: epoll_wait failed: %s", n->name,
 			       strerror(errno));
 			break;
 		}
@@ -879,11 +790,11 @@ static void *net_thread(void *opaque)
 				ctl_run(n);
 				break;
 			case EV_TX:
-				drain(n->vdev.kick_fd[TXQ]);
+				efd_drain(n->vdev.kick_fd[TXQ]);
 				n->tx_pending = true;
 				break;
 			case EV_RX:
-				drain(n->vdev.kick_fd[RXQ]);
+				efd_drain(n->vdev.kick_fd[RXQ]);
 				if (n->rx_blocked)
 					n->rx_retry = true;
 				break;
@@ -894,7 +805,7 @@ static void *net_thread(void *opaque)
 		}
 		if (n->exit)
 			break;
-		if (timeout == 0 || (timeout > 0 && now_ns() >= deadline))
+		if (timeout == 0 || (timeout > 0 && (uint64_t)mono_ns() >= deadline))
 			be_ready = true;
 		if (be_ready && !n->rx_retry)
 			be_process(n);
@@ -918,18 +829,10 @@ static void net_stop(struct virtio_dev *vdev)
 	struct ctl_req r = { .op = CTL_STOP };
 
 	ctl_call(n, &r, NULL);
-	/* A failure not yet reported is moot: the device is being reset. */
-	pthread_mutex_lock(&n->fail_lock);
-	keel_error_free(n->fail_err);
-	n->fail_err = NULL;
-	pthread_mutex_unlock(&n->fail_lock);
 }
 
 static void net_free(struct virtio_net *n)
 {
-	if (n->fail_watched)
-		loop_del(n->vm->loop, n->fail_fd);
-	n->fail_watched = false;
 	if (n->thread_running) {
 		struct ctl_req r = { .op = CTL_EXIT };
 
@@ -943,10 +846,6 @@ static void net_free(struct virtio_net *n)
 		close(n->epfd);
 	if (n->ctl_fd >= 0)
 		close(n->ctl_fd);
-	if (n->fail_fd >= 0)
-		close(n->fail_fd);
-	keel_error_free(n->fail_err);
-	pthread_mutex_destroy(&n->fail_lock);
 	pthread_mutex_destroy(&n->ctl_lock);
 	pthread_cond_destroy(&n->ctl_cond);
 	free(n->chain);
@@ -958,8 +857,7 @@ static void net_destroy(struct virtio_dev *vdev)
 {
 	struct virtio_net *n = to_net(vdev);
 
-	if (n->index >= 0 && n->index < VM_MAX_NICS && n->vm->nics[n->index] == n)
-		n->vm->nics[n->index] = NULL;
+	virtio_dev_quiesce(vdev);
 	net_stop(vdev);
 	virtio_dev_fini(vdev);
 	net_free(n);
@@ -982,9 +880,9 @@ static int epoll_add(struct virtio_net *n, int fd, uint64_t tag, keel_error **er
 	return 0;
 }
 
-struct virtio_net *virtio_net_new(struct keel_vm *vm, int index,
-				  const struct keel_network_device *cfg, bool threaded,
-				  keel_error **err)
+struct virtio_net *virtio_net_new(struct devctx *ctx, int index,
+				  const struct keel_network_device *cfg, const uint8_t mac[6],
+				  bool threaded, keel_error **err)
 {
 	struct virtio_net *n;
 	uint64_t features;
@@ -997,32 +895,26 @@ struct virtio_net *virtio_net_new(struct keel_vm *vm, int index,
 	if (!n)
 		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating network device %d",
 			       index), NULL;
-	n->vm = vm;
 	n->index = index;
-	n->epfd = n->ctl_fd = n->fail_fd = n->watched_fd = -1;
+	n->epfd = n->ctl_fd = n->watched_fd = -1;
 	n->user_link = true;
 	n->status = VIRTIO_NET_S_LINK_UP;
 	n->threaded = threaded;
 	n->ctl_tail = &n->ctl_head;
-	pthread_mutex_init(&n->fail_lock, NULL);
 	pthread_mutex_init(&n->ctl_lock, NULL);
 	pthread_cond_init(&n->ctl_cond, NULL);
 	snprintf(n->name, sizeof(n->name), "virtio-net%d", index);
-	if (cfg->has_mac)
-		memcpy(n->mac, cfg->mac, 6);
-	else
-		virtio_net_default_mac(vm, index, n->mac);
+	memcpy(n->mac, mac, 6);
 
 	n->chain = malloc(sizeof(*n->chain));
 	n->scratch = malloc(NET_MAX_FRAME);
 	n->ctl_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	n->fail_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	n->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (!n->chain || !n->scratch || n->ctl_fd < 0 || n->fail_fd < 0 || n->epfd < 0) {
+	if (!n->chain || !n->scratch || n->ctl_fd < 0 || n->epfd < 0) {
 		err_set(err, KEEL_ERR_NOMEM, "%s: out of memory", n->name);
 		goto fail;
 	}
-	n->be = net_backend_create(vm, n->name, cfg->att, n->mac, net_rx, n, err);
+	n->be = net_backend_create(&ctx->log, n->name, cfg->att, n->mac, net_rx, n, err);
 	if (!n->be) {
 		err_prefix(err, "network device %d", index);
 		goto fail;
@@ -1035,16 +927,11 @@ struct virtio_net *virtio_net_new(struct keel_vm *vm, int index,
 		features |= (1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) |
 			    (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) |
 			    (1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6);
-	if (virtio_dev_init(&n->vdev, vm, n->name, VIRTIO_ID_NET, &net_ops, features,
+	if (virtio_dev_init(&n->vdev, ctx, n->name, VIRTIO_ID_NET, &net_ops, features,
 			    VIRTIO_NET_CONFIG_SIZE, 2, VIRTIO_NET_QUEUE_SIZE, err) < 0)
 		goto fail;
 	set_offloads(n);
 	if (threaded) {
-		if (vm->loop) {
-			if (loop_add(vm->loop, n->fail_fd, EPOLLIN, net_fail_cb, n, err) < 0)
-				goto fail_vdev;
-			n->fail_watched = true;
-		}
 		if (epoll_add(n, n->ctl_fd, EV_CTL, err) < 0 ||
 		    epoll_add(n, n->vdev.kick_fd[TXQ], EV_TX, err) < 0 ||
 		    epoll_add(n, n->vdev.kick_fd[RXQ], EV_RX, err) < 0)
@@ -1057,7 +944,7 @@ struct virtio_net *virtio_net_new(struct keel_vm *vm, int index,
 		pthread_setname_np(n->thread, "keel-net");
 		n->thread_running = true;
 	}
-	vm_log(vm, KEEL_LOG_DEBUG, "%s: MAC %02x:%02x:%02x:%02x:%02x:%02x%s", n->name, n->mac[0],
+	log_msg(&ctx->log, KEEL_LOG_DEBUG, "%s: MAC %02x:%02x:%02x:%02x:%02x:%02x%s", n->name, n->mac[0],
 	       n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5],
 	       n->offloads ? ", checksum and segmentation offloads" : "");
 	return n;
@@ -1079,7 +966,7 @@ int virtio_net_set_attachment(struct virtio_net *n, const struct keel_network_at
 {
 	struct ctl_req r = { .op = CTL_SWAP };
 
-	r.be = net_backend_create(n->vm, n->name, att, n->mac, net_rx, n, err);
+	r.be = net_backend_create(&n->vdev.ctx->log, n->name, att, n->mac, net_rx, n, err);
 	if (!r.be) {
 		err_prefix(err, "network device %d", n->index);
 		return -1;
@@ -1115,27 +1002,5 @@ int virtio_net_get_stats(struct virtio_net *n, uint64_t *tx_frames, uint64_t *rx
 		*rx_frames = r.stats[1];
 	if (dropped)
 		*dropped = r.stats[2];
-	return 0;
-}
-
-int virtio_net_create(struct keel_vm *vm, int index, const struct keel_network_device *cfg,
-		      keel_error **err)
-{
-	struct virtio_net *n;
-
-	if (index < 0 || index >= VM_MAX_NICS)
-		return err_set(err, KEEL_ERR_TOO_LARGE,
-			       "network device %d: at most %d network devices are supported", index,
-			       VM_MAX_NICS);
-	n = virtio_net_new(vm, index, cfg, true, err);
-	if (!n)
-		return -1;
-	if (virtio_attach(vm, &n->vdev, err) < 0) {
-		virtio_net_free(n);
-		return -1;
-	}
-	vm->nics[index] = n;
-	if (vm->nr_nics <= index)
-		vm->nr_nics = index + 1;
 	return 0;
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * virtio-net (virtio/net.c): the device over a network back end
- * (net/backend.h).  Internal interface for the VM (core/vm_net.c), the unit
- * tests and the fuzzer.
+ * (net/backend.h).  Internal interface for the machine builder and the
+ * runtime calls (vm/network.c), the unit tests and the fuzzer.
  */
 #ifndef KEEL_VIRTIO_NET_H
 #define KEEL_VIRTIO_NET_H
@@ -10,10 +10,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/config.h"
+#include "config/objects.h"
 #include "core/error.h"
 
-struct keel_vm;
+struct devctx;
 struct virtio_dev;
 struct virtio_net;
 
@@ -46,19 +46,18 @@ struct virtio_net;
 #define VIRTIO_NET_RELINK_MS    500     /* link down this long when the attachment changes */
 
 /*
- * Creates the device and its back end (so a bad attachment fails here).
- * `threaded`: the device's I/O thread runs from now until virtio_net_free();
- * without it (fuzzer) nothing runs until virtio_net_poll() is called and
- * the control functions below act directly on the caller's thread.
+ * Creates NIC number `index` with MAC address `mac` and its back end (so a
+ * bad attachment fails here).  `threaded`: the device's I/O thread runs
+ * from now until virtio_net_free(); without it (fuzzer) nothing runs until
+ * virtio_net_poll() is called and the control functions below act directly
+ * on the caller's thread.
  */
-struct virtio_net *virtio_net_new(struct keel_vm *vm, int index,
-				  const struct keel_network_device *cfg, bool threaded,
-				  keel_error **err);
+struct virtio_net *virtio_net_new(struct devctx *ctx, int index,
+				  const struct keel_network_device *cfg, const uint8_t mac[6],
+				  bool threaded, keel_error **err);
 void virtio_net_free(struct virtio_net *n);
 struct virtio_dev *virtio_net_vdev(struct virtio_net *n);
 void virtio_net_get_mac(const struct virtio_net *n, uint8_t mac[6]);
-/* The default MAC address of device `index` (locally administered, stable). */
-void virtio_net_default_mac(const struct keel_vm *vm, int index, uint8_t mac[6]);
 
 /* Thread-safe control (the public keel_vm_* network functions). */
 int virtio_net_set_attachment(struct virtio_net *n, const struct keel_network_attachment *att,

@@ -17,9 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "config/objects.h"
 #include "core/loop.h"
-#include "core/vm.h"
+#include "core/devctx.h"
+#include "core/util.h"
 #include "virtio/devices.h"
 #include "virtio/virtio.h"
 
@@ -102,7 +103,7 @@ static uint32_t rng_fill(struct virtio_rng *r, uint64_t budget)
 				continue;
 			if (n <= 0) {
 				if (!r->getrandom_warned)
-					vm_log(r->vdev.vm, KEEL_LOG_ERROR, "%s: getrandom() failed: %s",
+					log_msg(&r->vdev.ctx->log, KEEL_LOG_ERROR, "%s: getrandom() failed: %s",
 					       r->name, strerror(errno));
 				r->getrandom_warned = true;
 				return (uint32_t)done;
@@ -154,11 +155,7 @@ static void rng_process(struct virtio_rng *r)
 		}
 		if (n >= RNG_BATCH) {
 			/* Let the loop's other work in; continue on the next round. */
-			uint64_t one = 1;
-
-			if (write(r->vdev.kick_fd[0], &one, sizeof(one)) < 0) {
-				/* Saturated: the kick is pending anyway. */
-			}
+			efd_signal(r->vdev.kick_fd[0]);
 			break;
 		}
 		if (!virtq_enable_kicks(vq))
@@ -175,11 +172,8 @@ out:
 static void rng_kick(void *opaque, uint32_t events)
 {
 	struct virtio_rng *r = opaque;
-	uint64_t v;
 
-	if (read(r->vdev.kick_fd[0], &v, sizeof(v)) < 0) {
-		/* Spurious wake-up. */
-	}
+	efd_drain(r->vdev.kick_fd[0]);
 	rng_process(r);
 }
 
@@ -201,14 +195,11 @@ static void rng_timer(void *opaque, uint32_t events)
 static int rng_start(struct virtio_dev *vdev, keel_error **err)
 {
 	struct virtio_rng *r = (struct virtio_rng *)vdev;
-	uint64_t one = 1;
 
 	r->tokens = (double)r->rate;
 	clock_gettime(CLOCK_MONOTONIC, &r->last);
 	/* Buffers queued (and kicks dropped) before DRIVER_OK are served now. */
-	if (write(vdev->kick_fd[0], &one, sizeof(one)) < 0) {
-		/* Saturated: a kick is pending anyway. */
-	}
+	efd_signal(vdev->kick_fd[0]);
 	return 0;
 }
 
@@ -221,7 +212,7 @@ static void rng_stop(struct virtio_dev *vdev)
 
 static void rng_free(struct virtio_rng *r)
 {
-	struct loop *loop = r->vdev.vm->loop;
+	struct loop *loop = r->vdev.ctx->loop;
 
 	if (r->kick_watched)
 		loop_del(loop, r->vdev.kick_fd[0]);
@@ -244,30 +235,22 @@ static const struct virtio_dev_ops rng_ops = {
 	.destroy = rng_destroy,
 };
 
-/* The device's position among the VM's configured ones, for its name. */
-static int cfg_index(const struct dev_list *l, const void *item)
-{
-	for (int i = 0; i < l->nr; i++)
-		if (l->items[i] == item)
-			return i;
-	return 0;
-}
-
-int virtio_rng_create(struct keel_vm *vm, const struct keel_entropy_device *cfg,
-		      keel_error **err)
+struct virtio_dev *virtio_rng_create(struct devctx *ctx, int index,
+				     const struct keel_entropy_device *cfg, keel_error **err)
 {
 	struct virtio_rng *r = calloc(1, sizeof(*r));
 
 	if (!r)
-		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating a virtio-rng device");
-	snprintf(r->name, sizeof(r->name), "virtio-rng%d", cfg_index(&vm->cfg.rngs, cfg));
+		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating a virtio-rng device"),
+		       NULL;
+	snprintf(r->name, sizeof(r->name), "virtio-rng%d", index);
 	r->rate = cfg ? cfg->rate_limit : 0;
 	r->timer_fd = -1;
-	if (virtio_dev_init(&r->vdev, vm, r->name, VIRTIO_ID_RNG, &rng_ops,
+	if (virtio_dev_init(&r->vdev, ctx, r->name, VIRTIO_ID_RNG, &rng_ops,
 			    (1ULL << VIRTIO_F_EVENT_IDX) | (1ULL << VIRTIO_F_INDIRECT_DESC), 0, 1,
 			    RNG_QUEUE_SIZE, err) < 0) {
 		free(r);
-		return -1;
+		return NULL;
 	}
 	if (r->rate) {
 		r->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -275,19 +258,17 @@ int virtio_rng_create(struct keel_vm *vm, const struct keel_entropy_device *cfg,
 			err_errno(err, KEEL_ERR_IO, errno, "%s: cannot create a timer", r->name);
 			goto fail;
 		}
-		if (loop_add(vm->loop, r->timer_fd, EPOLLIN, rng_timer, r, err) < 0)
+		if (loop_add(ctx->loop, r->timer_fd, EPOLLIN, rng_timer, r, err) < 0)
 			goto fail_prefix;
 		r->timer_watched = true;
 	}
-	if (loop_add(vm->loop, r->vdev.kick_fd[0], EPOLLIN, rng_kick, r, err) < 0)
+	if (loop_add(ctx->loop, r->vdev.kick_fd[0], EPOLLIN, rng_kick, r, err) < 0)
 		goto fail_prefix;
 	r->kick_watched = true;
-	if (virtio_attach(vm, &r->vdev, err) < 0)
-		goto fail;
-	return 0;
+	return &r->vdev;
 fail_prefix:
 	err_prefix(err, "%s", r->name);
 fail:
 	rng_free(r);
-	return -1;
+	return NULL;
 }

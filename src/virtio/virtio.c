@@ -7,11 +7,14 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "core/vm.h"
-#include "virtio/transport.h"
+#include "core/devctx.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "kvm/mem.h"
 #include "virtio/virtio.h"
 
 /* Status bits the driver may set; NEEDS_RESET is the device's. */
@@ -19,7 +22,9 @@
 			    VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK |         \
 			    VIRTIO_STATUS_FAILED)
 
-int virtio_dev_init(struct virtio_dev *vdev, struct keel_vm *vm, const char *name,
+static void fail_cb(void *opaque, uint32_t events);
+
+int virtio_dev_init(struct virtio_dev *vdev, struct devctx *ctx, const char *name,
 		    uint32_t device_id, const struct virtio_dev_ops *ops, uint64_t features,
 		    uint32_t config_size, unsigned int nr_queues, uint16_t queue_max_size,
 		    keel_error **err)
@@ -33,7 +38,7 @@ int virtio_dev_init(struct virtio_dev *vdev, struct keel_vm *vm, const char *nam
 			       "%s: queue size %u is not a power of two in 1..%u", name,
 			       queue_max_size, VIRTQ_MAX_SIZE);
 	memset(vdev, 0, sizeof(*vdev));
-	vdev->vm = vm;
+	vdev->ctx = ctx;
 	vdev->name = name;
 	vdev->ops = ops;
 	vdev->device_id = device_id;
@@ -43,42 +48,64 @@ int virtio_dev_init(struct virtio_dev *vdev, struct keel_vm *vm, const char *nam
 	vdev->queue_max_size = queue_max_size;
 	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++)
 		vdev->kick_fd[q] = -1;
+	pthread_mutex_init(&vdev->lock, NULL);
+	pthread_mutex_init(&vdev->fail_lock, NULL);
+	vdev->fail_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (vdev->fail_fd < 0) {
+		err_errno(err, KEEL_ERR_IO, errno, "%s: cannot create an eventfd", name);
+		goto fail;
+	}
 	for (unsigned int q = 0; q < nr_queues; q++) {
 		vdev->kick_fd[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (vdev->kick_fd[q] < 0) {
-			int e = errno;
-
-			for (unsigned int i = 0; i < q; i++) {
-				close(vdev->kick_fd[i]);
-				vdev->kick_fd[i] = -1;
-			}
-			return err_errno(err, KEEL_ERR_IO, e, "%s: cannot create a kick eventfd",
-					 name);
+			err_errno(err, KEEL_ERR_IO, errno, "%s: cannot create a kick eventfd", name);
+			goto fail;
 		}
 		virtq_reset(&vdev->vqs[q]);
 		vdev->vqs[q].cfg.size = queue_max_size;
 	}
-	pthread_mutex_init(&vdev->lock, NULL);
+	if (ctx->loop) {
+		if (loop_add(ctx->loop, vdev->fail_fd, EPOLLIN, fail_cb, vdev, err) < 0)
+			goto fail;
+		vdev->fail_watched = true;
+	}
 	return 0;
+fail:
+	virtio_dev_fini(vdev);
+	return -1;
+}
+
+void virtio_dev_quiesce(struct virtio_dev *vdev)
+{
+	if (vdev->fail_watched)
+		loop_del(vdev->ctx->loop, vdev->fail_fd);      /* waits for a running fail_cb */
+	vdev->fail_watched = false;
 }
 
 void virtio_dev_fini(struct virtio_dev *vdev)
 {
+	virtio_dev_quiesce(vdev);
 	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++) {
 		if (vdev->kick_fd[q] >= 0)
 			close(vdev->kick_fd[q]);
 		vdev->kick_fd[q] = -1;
 	}
+	if (vdev->fail_fd >= 0)
+		close(vdev->fail_fd);
+	vdev->fail_fd = -1;
+	keel_error_free(vdev->fail_err);
+	vdev->fail_err = NULL;
+	pthread_mutex_destroy(&vdev->fail_lock);
 	pthread_mutex_destroy(&vdev->lock);
 }
 
-static void drain_fd(int fd)
+/* A failure the device's thread handed over and a reset made moot. */
+static void drop_async_failure(struct virtio_dev *vdev)
 {
-	uint64_t v;
-
-	if (fd >= 0 && read(fd, &v, sizeof(v)) < 0) {
-		/* EAGAIN: nothing pending. */
-	}
+	pthread_mutex_lock(&vdev->fail_lock);
+	keel_error_free(vdev->fail_err);
+	vdev->fail_err = NULL;
+	pthread_mutex_unlock(&vdev->fail_lock);
 }
 
 /* With vdev->lock held. */
@@ -87,6 +114,7 @@ static void stop_locked(struct virtio_dev *vdev)
 	if (vdev->ops->stop)
 		vdev->ops->stop(vdev);
 	vdev->started = false;
+	drop_async_failure(vdev);
 }
 
 static void reset_locked(struct virtio_dev *vdev)
@@ -96,7 +124,7 @@ static void reset_locked(struct virtio_dev *vdev)
 		virtq_reset(&vdev->vqs[q]);
 		vdev->vqs[q].cfg.size = vdev->queue_max_size;
 		vdev->queue_ready[q] = false;
-		drain_fd(vdev->kick_fd[q]);
+		efd_drain(vdev->kick_fd[q]);
 	}
 	vdev->driver_features = 0;
 	vdev->status = 0;
@@ -110,13 +138,13 @@ static bool features_ok(struct virtio_dev *vdev)
 	uint64_t extra = vdev->driver_features & ~vdev->host_features;
 
 	if (extra) {
-		vm_log(vdev->vm, KEEL_LOG_WARNING,
+		log_msg(&vdev->ctx->log, KEEL_LOG_WARNING,
 		       "%s: driver accepted features 0x%llx that were not offered; FEATURES_OK refused",
 		       vdev->name, (unsigned long long)extra);
 		return false;
 	}
 	if (!virtio_has_feature(vdev, VIRTIO_F_VERSION_1)) {
-		vm_log(vdev->vm, KEEL_LOG_WARNING,
+		log_msg(&vdev->ctx->log, KEEL_LOG_WARNING,
 		       "%s: driver did not accept VIRTIO_F_VERSION_1 (legacy drivers are not supported); FEATURES_OK refused",
 		       vdev->name);
 		return false;
@@ -138,7 +166,7 @@ static int driver_ok(struct virtio_dev *vdev, keel_error **err)
 			continue;
 		vq->event_idx = virtio_has_feature(vdev, VIRTIO_F_EVENT_IDX);
 		vq->indirect = virtio_has_feature(vdev, VIRTIO_F_INDIRECT_DESC);
-		if (virtq_enable(vq, &vdev->vm->mem, err) < 0) {
+		if (virtq_enable(vq, vdev->ctx->mem, err) < 0) {
 			err_prefix(err, "queue %u", q);
 			return -1;
 		}
@@ -152,7 +180,7 @@ static int driver_ok(struct virtio_dev *vdev, keel_error **err)
 /* With vdev->lock held; the caller raises the config interrupt after unlocking. */
 static void fail_locked(struct virtio_dev *vdev, keel_error *err)
 {
-	vm_log(vdev->vm, KEEL_LOG_WARNING, "%s: %s; device needs reset", vdev->name,
+	log_msg(&vdev->ctx->log, KEEL_LOG_WARNING, "%s: %s; device needs reset", vdev->name,
 	       err ? keel_error_get_message(err) : "device error");
 	keel_error_free(err);
 	vdev->status |= VIRTIO_STATUS_NEEDS_RESET;
@@ -174,7 +202,7 @@ void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status)
 	val = (uint8_t)((status & STATUS_DRIVER_BITS) | (old & VIRTIO_STATUS_NEEDS_RESET));
 	if (old & ~val & STATUS_DRIVER_BITS) {
 		/* Only a reset clears bits (spec 2.1.1). */
-		vm_log(vdev->vm, KEEL_LOG_WARNING,
+		log_msg(&vdev->ctx->log, KEEL_LOG_WARNING,
 		       "%s: driver wrote status 0x%02x clearing bits of 0x%02x without a reset; ignored",
 		       vdev->name, status, old);
 		goto out;
@@ -183,7 +211,7 @@ void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status)
 	if ((added & VIRTIO_STATUS_FEATURES_OK) && !features_ok(vdev))
 		val &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 	if ((added & VIRTIO_STATUS_DRIVER_OK) && !(val & VIRTIO_STATUS_FEATURES_OK)) {
-		vm_log(vdev->vm, KEEL_LOG_WARNING,
+		log_msg(&vdev->ctx->log, KEEL_LOG_WARNING,
 		       "%s: driver set DRIVER_OK without FEATURES_OK; ignored", vdev->name);
 		val &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
 		added &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
@@ -231,14 +259,36 @@ void virtio_dev_fail(struct virtio_dev *vdev, keel_error *err)
 		vdev->transport->notify_config(vdev);
 }
 
-int virtio_attach(struct keel_vm *vm, struct virtio_dev *vdev, keel_error **err)
+void virtio_dev_fail_async(struct virtio_dev *vdev, keel_error *err)
 {
-	switch (vm->cfg.transport) {
-	case KEEL_VIRTIO_PCI:
-		return virtio_pci_attach(vm, vdev, err);
-	case KEEL_VIRTIO_MMIO:
-		return virtio_mmio_attach(vm, vdev, err);
+	pthread_mutex_lock(&vdev->fail_lock);
+	if (!vdev->fail_err) {
+		vdev->fail_err = err;
+		err = NULL;
 	}
-	return err_set(err, KEEL_ERR_INVALID, "%s: unknown virtio transport %d", vdev->name,
-		       (int)vm->cfg.transport);
+	pthread_mutex_unlock(&vdev->fail_lock);
+	keel_error_free(err);
+	if (vdev->fail_watched) {
+		efd_signal(vdev->fail_fd);
+		return;
+	}
+	pthread_mutex_lock(&vdev->fail_lock);
+	log_msg(&vdev->ctx->log, KEEL_LOG_ERROR, "%s: %s; the device stops processing its queues",
+		vdev->name, vdev->fail_err ? keel_error_get_message(vdev->fail_err) : "device error");
+	pthread_mutex_unlock(&vdev->fail_lock);
+}
+
+/* On the VM's event thread. */
+static void fail_cb(void *opaque, uint32_t events)
+{
+	struct virtio_dev *vdev = opaque;
+	keel_error *err;
+
+	efd_drain(vdev->fail_fd);
+	pthread_mutex_lock(&vdev->fail_lock);
+	err = vdev->fail_err;
+	vdev->fail_err = NULL;
+	pthread_mutex_unlock(&vdev->fail_lock);
+	if (err)
+		virtio_dev_fail(vdev, err);
 }

@@ -2,9 +2,9 @@
 /*
  * virtio devices, independent of their transport (PCI or MMIO).  A device
  * embeds struct virtio_dev and provides virtio_dev_ops; a transport
- * (virtio/pci.c, virtio/mmio.c) exposes it to the guest: feature
- * negotiation, status, queue set-up, kicks (ioeventfd) and interrupts
- * (MSI-X through irqfd, or INTx / the MMIO interrupt line).
+ * (virtio/transport_pci.c, virtio/transport_mmio.c) exposes it to the
+ * guest: feature negotiation, status, queue set-up, kicks (ioeventfd) and
+ * interrupts (MSI-X through irqfd, or INTx / the MMIO interrupt line).
  *
  * Threads: the transport handles register accesses on vCPU threads; a
  * device processes its queues on its own thread(s) or on the VM's event
@@ -21,7 +21,7 @@
 #include "core/error.h"
 #include "virtio/virtq.h"
 
-struct keel_vm;
+struct devctx;
 struct virtio_dev;
 
 /* Device IDs (virtio 1.x, 5). */
@@ -79,7 +79,7 @@ struct virtio_transport_ops {
 };
 
 struct virtio_dev {
-	struct keel_vm *vm;
+	struct devctx *ctx;
 	const char *name;               /* for messages, e.g. "virtio-blk0" */
 	const struct virtio_dev_ops *ops;
 	const struct virtio_transport_ops *transport;
@@ -108,13 +108,27 @@ struct virtio_dev {
 	int kick_fd[VIRTIO_MAX_QUEUES]; /* eventfd per queue: the guest's kicks */
 	/* The driver enabled the queue (queue_enable / QueueReady); transports set it. */
 	bool queue_ready[VIRTIO_MAX_QUEUES];
+
+	/* A failure found on the device's own thread (virtio_dev_fail_async). */
+	int fail_fd;                    /* eventfd on the VM's event loop */
+	bool fail_watched;
+	pthread_mutex_t fail_lock;
+	keel_error *fail_err;
 };
 
-/* Fills the common fields; kick eventfds are created here. */
-int virtio_dev_init(struct virtio_dev *vdev, struct keel_vm *vm, const char *name,
+/*
+ * Fills the common fields; kick eventfds are created here, and the failure
+ * hand-off is watched on ctx->loop (when there is one).
+ */
+int virtio_dev_init(struct virtio_dev *vdev, struct devctx *ctx, const char *name,
 		    uint32_t device_id, const struct virtio_dev_ops *ops, uint64_t features,
 		    uint32_t config_size, unsigned int nr_queues, uint16_t queue_max_size,
 		    keel_error **err);
+/*
+ * Before a device is destroyed: no failure reaches it from the event
+ * thread any more (one in progress is waited for).  Idempotent.
+ */
+void virtio_dev_quiesce(struct virtio_dev *vdev);
 void virtio_dev_fini(struct virtio_dev *vdev);
 static inline bool virtio_has_feature(const struct virtio_dev *vdev, unsigned int bit)
 {
@@ -139,5 +153,12 @@ void virtio_dev_notify(struct virtio_dev *vdev, unsigned int q);
  * Takes vdev->lock (call without it).
  */
 void virtio_dev_fail(struct virtio_dev *vdev, keel_error *err);
+/*
+ * virtio_dev_fail() for a device's own I/O thread, which must not call it
+ * (ops->stop, run under vdev->lock, joins that thread): the VM's event
+ * thread calls it instead.  The first failure is kept until then; a device
+ * reset drops it.  Without an event loop (unit tests) it is logged only.
+ */
+void virtio_dev_fail_async(struct virtio_dev *vdev, keel_error *err);
 
 #endif

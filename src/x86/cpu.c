@@ -6,8 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "core/vm.h"
-#include "kvm/vcpu.h"
+#include "kvm/kvm.h"
 #include "x86/layout.h"
 #include "x86/x86.h"
 
@@ -67,9 +66,10 @@ static unsigned int order_base_2(unsigned int n)
 	return s;
 }
 
-static int setup_cpuid(struct vcpu *vcpu, unsigned int nr_cpus, keel_error **err)
+static int setup_cpuid(const struct kvm *kvm, int fd, unsigned int id, unsigned int nr_cpus,
+		       keel_error **err)
 {
-	const struct kvm_cpuid2 *sup = vcpu->vm->kvm.cpuid;
+	const struct kvm_cpuid2 *sup = kvm->cpuid;
 	unsigned int core_shift = order_base_2(nr_cpus);
 	struct kvm_cpuid2 *c;
 	size_t size = sizeof(*c) + sup->nent * sizeof(c->entries[0]);
@@ -85,7 +85,7 @@ static int setup_cpuid(struct vcpu *vcpu, unsigned int nr_cpus, keel_error **err
 		switch (e->function) {
 		case 1:
 			/* Initial APIC ID and logical processor count. */
-			e->ebx = (e->ebx & 0xffff) | (vcpu->id << 24) |
+			e->ebx = (e->ebx & 0xffff) | (id << 24) |
 				 ((nr_cpus > 1 ? (1U << core_shift) : 1) << 16);
 			e->ecx |= CPUID_HYPERVISOR;
 			if (nr_cpus > 1)
@@ -94,7 +94,7 @@ static int setup_cpuid(struct vcpu *vcpu, unsigned int nr_cpus, keel_error **err
 		case 0xb:
 		case 0x1f:
 			/* One package, one thread per core, nr_cpus cores. */
-			e->edx = vcpu->id;
+			e->edx = id;
 			if (e->index == 0) {
 				e->eax = 0;
 				e->ebx = 1;
@@ -118,15 +118,15 @@ static int setup_cpuid(struct vcpu *vcpu, unsigned int nr_cpus, keel_error **err
 			break;
 		}
 	}
-	ret = ioctl(vcpu->fd, KVM_SET_CPUID2, c);
+	ret = ioctl(fd, KVM_SET_CPUID2, c);
 	free(c);
 	if (ret < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_CPUID2 on vCPU %u failed",
-				 vcpu->id);
+				 id);
 	return 0;
 }
 
-static int setup_msrs(struct vcpu *vcpu, keel_error **err)
+static int setup_msrs(int fd, unsigned int id, keel_error **err)
 {
 	static const struct { uint32_t index; uint64_t value; } init[] = {
 		{ MSR_IA32_SYSENTER_CS, 0 },
@@ -155,35 +155,35 @@ static int setup_msrs(struct vcpu *vcpu, keel_error **err)
 		msrs.hdr.entries[i].index = init[i].index;
 		msrs.hdr.entries[i].data = init[i].value;
 	}
-	ret = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
+	ret = ioctl(fd, KVM_SET_MSRS, &msrs);
 	if (ret < 0)
-		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_MSRS on vCPU %u failed", vcpu->id);
+		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_MSRS on vCPU %u failed", id);
 	if (ret != N)
 		return err_set(err, KEEL_ERR_KVM, "KVM refused MSR 0x%x on vCPU %u",
-			       msrs.hdr.entries[ret].index, vcpu->id);
+			       msrs.hdr.entries[ret].index, id);
 	return 0;
 }
 
-static int setup_fpu(struct vcpu *vcpu, keel_error **err)
+static int setup_fpu(int fd, unsigned int id, keel_error **err)
 {
 	struct kvm_fpu fpu;
 
 	memset(&fpu, 0, sizeof(fpu));
 	fpu.fcw = 0x37f;        /* x87 power-on control word: all exceptions masked */
 	fpu.mxcsr = 0x1f80;
-	if (ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
-		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_FPU on vCPU %u failed", vcpu->id);
+	if (ioctl(fd, KVM_SET_FPU, &fpu) < 0)
+		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_FPU on vCPU %u failed", id);
 	return 0;
 }
 
-static int setup_lapic(struct vcpu *vcpu, keel_error **err)
+static int setup_lapic(int fd, unsigned int id, keel_error **err)
 {
 	struct kvm_lapic_state lapic;
 	uint32_t v;
 
-	if (ioctl(vcpu->fd, KVM_GET_LAPIC, &lapic) < 0)
+	if (ioctl(fd, KVM_GET_LAPIC, &lapic) < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_GET_LAPIC on vCPU %u failed",
-				 vcpu->id);
+				 id);
 	/* Virtual wire: the PIC's INTR on LINT0, NMI on LINT1, as BIOSes leave it. */
 	memcpy(&v, &lapic.regs[APIC_LVT0], 4);
 	v = (v & ~0x1ffffU) | APIC_MODE_EXTINT;
@@ -191,16 +191,17 @@ static int setup_lapic(struct vcpu *vcpu, keel_error **err)
 	memcpy(&v, &lapic.regs[APIC_LVT1], 4);
 	v = (v & ~0x1ffffU) | APIC_MODE_NMI;
 	memcpy(&lapic.regs[APIC_LVT1], &v, 4);
-	if (ioctl(vcpu->fd, KVM_SET_LAPIC, &lapic) < 0)
+	if (ioctl(fd, KVM_SET_LAPIC, &lapic) < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_LAPIC on vCPU %u failed",
-				 vcpu->id);
+				 id);
 	return 0;
 }
 
-int x86_vcpu_setup(struct vcpu *vcpu, unsigned int nr_cpus, keel_error **err)
+int x86_vcpu_setup(const struct kvm *kvm, int fd, unsigned int id, unsigned int nr_cpus,
+		   keel_error **err)
 {
-	if (setup_cpuid(vcpu, nr_cpus, err) || setup_msrs(vcpu, err) || setup_fpu(vcpu, err) ||
-	    setup_lapic(vcpu, err))
+	if (setup_cpuid(kvm, fd, id, nr_cpus, err) || setup_msrs(fd, id, err) ||
+	    setup_fpu(fd, id, err) || setup_lapic(fd, id, err))
 		return -1;
 	return 0;
 }
@@ -213,14 +214,14 @@ static struct kvm_segment segment(uint16_t sel, uint8_t type, bool code64, bool 
 	};
 }
 
-int x86_vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry, keel_error **err)
+int x86_vcpu_set_entry(int fd, const struct boot_entry *entry, keel_error **err)
 {
 	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
 	struct kvm_sregs sregs;
 	struct kvm_regs regs;
 	bool long64 = entry->mode == BOOT_MODE_LONG64;
 
-	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+	if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_GET_SREGS failed");
 	sregs.cs = long64 ? segment(SEL_CODE64, 11, true, false) : segment(SEL_CODE32, 11, false, true);
 	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = segment(SEL_DATA, 3, false, true);
@@ -242,7 +243,7 @@ int x86_vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry, keel_e
 		sregs.cr4 = 0;
 		sregs.efer = 0;
 	}
-	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
+	if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_SREGS failed");
 
 	memset(&regs, 0, sizeof(regs));
@@ -253,20 +254,20 @@ int x86_vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry, keel_e
 	regs.rsp = regs.rbp = LAYOUT_BOOT_STACK;
 	regs.rsi = entry->rsi;
 	regs.rbx = entry->rbx;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+	if (ioctl(fd, KVM_SET_REGS, &regs) < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_REGS failed");
-	if (ioctl(vcpu->fd, KVM_SET_MP_STATE, &mp) < 0)
+	if (ioctl(fd, KVM_SET_MP_STATE, &mp) < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_MP_STATE failed");
 	return 0;
 }
 
-int x86_vcpu_set_waiting(struct vcpu *vcpu, keel_error **err)
+int x86_vcpu_set_waiting(int fd, unsigned int id, keel_error **err)
 {
 	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_UNINITIALIZED };
 
-	if (ioctl(vcpu->fd, KVM_SET_MP_STATE, &mp) < 0)
+	if (ioctl(fd, KVM_SET_MP_STATE, &mp) < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_MP_STATE on vCPU %u failed",
-				 vcpu->id);
+				 id);
 	return 0;
 }
 
@@ -293,7 +294,7 @@ struct x86_platform_state {
 	struct kvm_pit_state2 pit;
 };
 
-struct x86_platform_state *x86_platform_save(struct keel_vm *vm, keel_error **err)
+struct x86_platform_state *x86_platform_save(struct kvm *kvm, keel_error **err)
 {
 	struct x86_platform_state *st = calloc(1, sizeof(*st));
 
@@ -303,12 +304,12 @@ struct x86_platform_state *x86_platform_save(struct keel_vm *vm, keel_error **er
 	}
 	for (int i = 0; i < 3; i++) {
 		st->chip[i].chip_id = i;
-		if (ioctl(vm->kvm.vm_fd, KVM_GET_IRQCHIP, &st->chip[i]) < 0) {
+		if (ioctl(kvm->vm_fd, KVM_GET_IRQCHIP, &st->chip[i]) < 0) {
 			err_errno(err, KEEL_ERR_KVM, errno, "KVM_GET_IRQCHIP %d failed", i);
 			goto fail;
 		}
 	}
-	if (ioctl(vm->kvm.vm_fd, KVM_GET_PIT2, &st->pit) < 0) {
+	if (ioctl(kvm->vm_fd, KVM_GET_PIT2, &st->pit) < 0) {
 		err_errno(err, KEEL_ERR_KVM, errno, "KVM_GET_PIT2 failed");
 		goto fail;
 	}
@@ -318,13 +319,13 @@ fail:
 	return NULL;
 }
 
-int x86_platform_restore(struct keel_vm *vm, const struct x86_platform_state *st,
+int x86_platform_restore(struct kvm *kvm, const struct x86_platform_state *st,
 			 keel_error **err)
 {
 	for (int i = 0; i < 3; i++)
-		if (ioctl(vm->kvm.vm_fd, KVM_SET_IRQCHIP, &st->chip[i]) < 0)
+		if (ioctl(kvm->vm_fd, KVM_SET_IRQCHIP, &st->chip[i]) < 0)
 			return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_IRQCHIP %d failed", i);
-	if (ioctl(vm->kvm.vm_fd, KVM_SET_PIT2, &st->pit) < 0)
+	if (ioctl(kvm->vm_fd, KVM_SET_PIT2, &st->pit) < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_PIT2 failed");
 	return 0;
 }

@@ -5,26 +5,25 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "core/vm.h"
-#include "kvm/vcpu.h"
+#include "kvm/mem.h"
 #include "x86/x86.h"
 
 #define CODE_BYTES 16
 
 /* Appends the instruction bytes at CS:RIP, translated by KVM. */
-static int describe_code(struct vcpu *vcpu, const struct kvm_regs *regs,
+static int describe_code(int fd, const struct mem *mem, const struct kvm_regs *regs,
 			 const struct kvm_sregs *sregs, char *buf, size_t size)
 {
 	struct kvm_translation tr = { .linear_address = sregs->cs.base + regs->rip };
 	const uint8_t *code;
 	int n;
 
-	if (ioctl(vcpu->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+	if (ioctl(fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
 		return snprintf(buf, size, "; code at RIP: not mapped");
 	n = snprintf(buf, size, "; code at RIP (gpa 0x%llx):",
 		     (unsigned long long)tr.physical_address);
 	for (int i = 0; i < CODE_BYTES && n < (int)size; i++) {
-		code = mem_ptr(&vcpu->vm->mem, tr.physical_address + i, 1);
+		code = mem_ptr(mem, tr.physical_address + i, 1);
 		if (!code)
 			break;
 		n += snprintf(buf + n, size - n, " %02x", *code);
@@ -32,7 +31,7 @@ static int describe_code(struct vcpu *vcpu, const struct kvm_regs *regs,
 	return n;
 }
 
-keel_error *x86_vcpu_error(struct vcpu *vcpu, const char *what)
+keel_error *x86_vcpu_error(int fd, const struct mem *mem, const char *what)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
@@ -40,8 +39,8 @@ keel_error *x86_vcpu_error(struct vcpu *vcpu, const char *what)
 	char buf[1024];
 	int n;
 
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0 ||
-	    ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0) {
+	if (ioctl(fd, KVM_GET_REGS, &regs) < 0 ||
+	    ioctl(fd, KVM_GET_SREGS, &sregs) < 0) {
 		err_set(&err, KEEL_ERR_GUEST, "%s (vCPU registers unavailable)", what);
 		return err;
 	}
@@ -58,7 +57,7 @@ keel_error *x86_vcpu_error(struct vcpu *vcpu, const char *what)
 		     (unsigned long long)sregs.cr3, (unsigned long long)sregs.cr4,
 		     (unsigned long long)sregs.efer);
 	if (n < (int)sizeof(buf))
-		describe_code(vcpu, &regs, &sregs, buf + n, sizeof(buf) - n);
+		describe_code(fd, mem, &regs, &sregs, buf + n, sizeof(buf) - n);
 	err_set(&err, KEEL_ERR_GUEST, "%s: %s", what, buf);
 	return err;
 }

@@ -7,18 +7,21 @@
 #include "core/error.h"
 #include "kvm/mem.h"
 
-struct keel_vm;
-struct vcpu;
+struct kvm;
 
 /* Highest CPU count the machine describes (8-bit xAPIC IDs, IOAPIC takes one). */
 #define X86_MAX_CPUS 254
 
-/* CPUID, MSRs, FPU and LAPIC of a vCPU at power-on; also used on reset. */
-int x86_vcpu_setup(struct vcpu *vcpu, unsigned int nr_cpus, keel_error **err);
+/*
+ * vCPUs are KVM vCPU descriptors (`fd`) here, numbered `id` (= APIC ID).
+ * CPUID, MSRs, FPU and LAPIC at power-on; also used on reset.
+ */
+int x86_vcpu_setup(const struct kvm *kvm, int fd, unsigned int id, unsigned int nr_cpus,
+		   keel_error **err);
 /* Registers of the boot vCPU for a loader's entry point. */
-int x86_vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry, keel_error **err);
+int x86_vcpu_set_entry(int fd, const struct boot_entry *entry, keel_error **err);
 /* APs wait for INIT/SIPI from the guest, as on real hardware. */
-int x86_vcpu_set_waiting(struct vcpu *vcpu, keel_error **err);
+int x86_vcpu_set_waiting(int fd, unsigned int id, keel_error **err);
 /* GDT and identity page tables that BOOT_MODE_LONG64 entries use. */
 void x86_write_boot_tables(struct mem *mem);
 /* A PCI slot's INTA# and the IOAPIC pin it drives. */
@@ -33,12 +36,12 @@ int mptable_write(struct mem *mem, unsigned int nr_cpus, const struct mp_pci_irq
  * An error describing why a vCPU stopped: `what`, then its registers and the
  * instruction bytes at RIP.
  */
-keel_error *x86_vcpu_error(struct vcpu *vcpu, const char *what);
+keel_error *x86_vcpu_error(int fd, const struct mem *mem, const char *what);
 
 /* In-kernel irqchip and PIT state at power-on, restored on guest reset. */
 struct x86_platform_state;
-struct x86_platform_state *x86_platform_save(struct keel_vm *vm, keel_error **err);
-int x86_platform_restore(struct keel_vm *vm, const struct x86_platform_state *st,
+struct x86_platform_state *x86_platform_save(struct kvm *kvm, keel_error **err);
+int x86_platform_restore(struct kvm *kvm, const struct x86_platform_state *st,
 			 keel_error **err);
 void x86_platform_state_free(struct x86_platform_state *st);
 

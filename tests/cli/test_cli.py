@@ -68,8 +68,10 @@ with tempfile.TemporaryDirectory() as d:
     kernel = os.environ.get("KEEL_TEST_KERNEL")
     if kernel:
         expect(["run", "--kernel", kernel, "--disk", os.path.join(d, "nodisk")], 1,
-               "disk 0: image")
+               "disk 0: disk image")
         expect(["run", "--kernel", kernel, "--disk", odd], 1, "not a multiple of 512")
+        expect(["run", "--kernel", kernel, "--virtio-transport", "mmio", "--rng"] +
+               ["--console", "none"] * 8, 1, "virtio-mmio has interrupt lines for at most 8")
         expect(["run", "--kernel", kernel, "--net", "nat,subnet=10.0.0.0/31"], 1,
                "8 <= N <= 27")
         expect(["run", "--kernel", kernel, "--net",

@@ -23,7 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/vm.h"
+#include "core/devctx.h"
+#include "kvm/mem.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
 
@@ -34,7 +35,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct keel_vm *vm;
+/* The device context the machine builder would give: guest RAM, one vCPU. */
+static struct devctx *ctx;
+static struct mem mem;
 static uint8_t *ram_buf;
 static struct virtio_blk *blk_rw, *blk_ro;
 
@@ -44,7 +47,7 @@ static struct virtio_blk *make_dev(const char *path, bool ro)
 					       .sync = KEEL_SYNC_NONE, .serial = (char *)"fuzz" };
 	struct keel_storage_device dev = { .kind = STORAGE_VIRTIO_BLK, .att = &att, .queues = 1 };
 	keel_error *err = NULL;
-	struct virtio_blk *blk = virtio_blk_new(vm, &dev, &err);
+	struct virtio_blk *blk = virtio_blk_new(ctx, 0, &dev, &err);
 
 	if (!blk) {
 		fprintf(stderr, "fuzz-virtio-blk: %s\n", err ? keel_error_get_message(err) : "?");
@@ -59,17 +62,18 @@ static void setup(void)
 	uint8_t img[IMG_BYTES];
 	int fd;
 
-	if (vm)
+	if (ctx)
 		return;
-	vm = calloc(1, sizeof(*vm));
+	ctx = calloc(1, sizeof(*ctx));
 	ram_buf = malloc(RAM_BYTES);
-	if (!vm || !ram_buf || !mkdtemp(dir))
+	if (!ctx || !ram_buf || !mkdtemp(dir))
 		abort();
-	vm->cfg.cpus = 1;
-	vm->mem = (struct mem){ .fd = -1, .host = ram_buf, .size = RAM_BYTES, .nr_regions = 2 };
-	vm->mem.region[0] = (struct mem_region){ .gpa = 0, .size = REGION_SIZE, .host = ram_buf };
-	vm->mem.region[1] = (struct mem_region){ .gpa = HIGH_GPA, .size = REGION_SIZE,
-						 .host = ram_buf + REGION_SIZE };
+	ctx->nr_cpus = 1;
+	ctx->mem = &mem;
+	mem = (struct mem){ .fd = -1, .host = ram_buf, .size = RAM_BYTES, .nr_regions = 2 };
+	mem.region[0] = (struct mem_region){ .gpa = 0, .size = REGION_SIZE, .host = ram_buf };
+	mem.region[1] = (struct mem_region){ .gpa = HIGH_GPA, .size = REGION_SIZE,
+					     .host = ram_buf + REGION_SIZE };
 	for (size_t i = 0; i < sizeof(img); i++)
 		img[i] = (uint8_t)i;
 	snprintf(rw, sizeof(rw), "%s/rw.img", dir);
@@ -121,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vq->cfg.desc_gpa = (vq->cfg.used_gpa + 6 + 8 * n + 15) & ~15ULL;
 	vq->event_idx = hdr[1] & 1;
 	vq->indirect = hdr[1] & 2;
-	if (virtq_enable(vq, &vm->mem, &err) < 0) {
+	if (virtq_enable(vq, &mem, &err) < 0) {
 		keel_error_free(err);
 		return 0;
 	}

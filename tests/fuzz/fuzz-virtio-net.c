@@ -26,7 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/vm.h"
+#include "core/devctx.h"
+#include "kvm/mem.h"
 #include "net/backend.h"
 #include "virtio/net.h"
 #include "virtio/virtio.h"
@@ -38,7 +39,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct keel_vm *vm;
+/* The device context the machine builder would give: guest RAM, one vCPU. */
+static struct devctx *ctx;
+static struct mem mem;
 static uint8_t *ram_buf;
 static struct virtio_net *net;
 static int peer = -1;
@@ -48,24 +51,26 @@ static void setup(void)
 {
 	struct keel_network_attachment att = { .kind = NET_SOCKET, .framing = KEEL_NET_DGRAM };
 	struct keel_network_device dev = { .att = &att };
+	static const uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 1 };
 	keel_error *err = NULL;
 	int sv[2], big = 4 << 20;
 
-	if (vm)
+	if (ctx)
 		return;
-	vm = calloc(1, sizeof(*vm));
+	ctx = calloc(1, sizeof(*ctx));
 	ram_buf = malloc(RAM_BYTES);
-	if (!vm || !ram_buf || socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0)
+	if (!ctx || !ram_buf || socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0)
 		abort();
-	vm->cfg.cpus = 1;
-	vm->mem = (struct mem){ .fd = -1, .host = ram_buf, .size = RAM_BYTES, .nr_regions = 2 };
-	vm->mem.region[0] = (struct mem_region){ .gpa = 0, .size = REGION_SIZE, .host = ram_buf };
-	vm->mem.region[1] = (struct mem_region){ .gpa = HIGH_GPA, .size = REGION_SIZE,
-						 .host = ram_buf + REGION_SIZE };
+	ctx->nr_cpus = 1;
+	ctx->mem = &mem;
+	mem = (struct mem){ .fd = -1, .host = ram_buf, .size = RAM_BYTES, .nr_regions = 2 };
+	mem.region[0] = (struct mem_region){ .gpa = 0, .size = REGION_SIZE, .host = ram_buf };
+	mem.region[1] = (struct mem_region){ .gpa = HIGH_GPA, .size = REGION_SIZE,
+					     .host = ram_buf + REGION_SIZE };
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 	att.fd = sv[0];
-	net = virtio_net_new(vm, 0, &dev, false, &err);
+	net = virtio_net_new(ctx, 0, &dev, mac, false, &err);
 	if (!net) {
 		fprintf(stderr, "fuzz-virtio-net: %s\n", err ? keel_error_get_message(err) : "?");
 		abort();
@@ -88,7 +93,7 @@ static bool setup_queue(struct virtq *vq, uint64_t base, unsigned int shift, uin
 	vq->cfg.desc_gpa = (vq->cfg.used_gpa + 6 + 8 * n + 15) & ~15ULL;
 	vq->event_idx = flags & 1;
 	vq->indirect = flags & 2;
-	if (virtq_enable(vq, &vm->mem, &err) < 0) {
+	if (virtq_enable(vq, &mem, &err) < 0) {
 		keel_error_free(err);
 		return false;
 	}

@@ -6,6 +6,7 @@
 #include "bus/bus.h"
 #include "core/loop.h"
 #include "pci/pci.h"
+#include "x86/layout.h"
 #include "fakevm.h"
 
 static void die(keel_error *err)
@@ -14,28 +15,39 @@ static void die(keel_error *err)
 	exit(1);
 }
 
-struct keel_vm *fake_vm_new(const struct fake_vm_opts *o)
+static void record_stop(void *owner, keel_stop_reason reason, keel_error *detail)
 {
-	struct keel_vm *vm = calloc(1, sizeof(*vm));
+	struct fake_vm *vm = owner;
+
+	if (vm->reason == KEEL_STOP_NONE)
+		vm->reason = reason;
+	vm->stop_requested = true;
+	keel_error_free(detail);
+}
+
+static const struct devctx_ops fake_ops = { .request_stop = record_stop };
+
+struct fake_vm *fake_vm_new(const struct fake_vm_opts *o)
+{
+	struct fake_vm *vm = calloc(1, sizeof(*vm));
 	keel_error *err = NULL;
 
 	if (!vm)
 		die(NULL);
 	vm->kvm.sys_fd = o->kvm_fd ? o->kvm_fd : -1;
 	vm->kvm.vm_fd = o->kvm_fd ? o->kvm_fd : -1;
-	vm->control_fd = -1;
-	vm->state_fd = -1;
-	vm->cfg.cpus = o->cpus;
-	vm->cfg.transport = o->transport;
-	if (o->log_cb) {
-		vm->cfg.log_cb = o->log_cb;
-		vm->cfg.log_level = KEEL_LOG_DEBUG;
-	}
-	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->cond, NULL);
-	if ((o->flags & FAKE_VM_PIO) && !(vm->pio = bus_new("pio", &err)))
+	vm->mem.fd = -1;
+	vm->ctx.kvm = &vm->kvm;
+	vm->ctx.mem = &vm->mem;
+	vm->ctx.irq = &vm->irq;
+	vm->ctx.nr_cpus = o->cpus;
+	vm->ctx.ops = &fake_ops;
+	vm->ctx.owner = vm;
+	if (o->log_cb)
+		vm->ctx.log = (struct logger){ .cb = o->log_cb, .level = KEEL_LOG_DEBUG };
+	if ((o->flags & FAKE_VM_PIO) && !(vm->ctx.pio = bus_new("pio", &err)))
 		die(err);
-	if ((o->flags & FAKE_VM_MMIO) && !(vm->mmio = bus_new("mmio", &err)))
+	if ((o->flags & FAKE_VM_MMIO) && !(vm->ctx.mmio = bus_new("mmio", &err)))
 		die(err);
 	if (o->flags & FAKE_VM_LOOP)
 		fake_vm_start_loop(vm);
@@ -43,51 +55,50 @@ struct keel_vm *fake_vm_new(const struct fake_vm_opts *o)
 		die(err);
 	if ((o->flags & FAKE_VM_IRQ) && irq_routing_init(&vm->irq, &vm->kvm, &err))
 		die(err);
-	if ((o->flags & FAKE_VM_PCI) && pci_host_create(vm, &err))
-		die(err);
-	if (o->create && o->create(vm, &err))
+	if (o->flags & FAKE_VM_PCI) {
+		const struct pci_windows win = {
+			.io_base = LAYOUT_PCI_IO, .io_size = LAYOUT_PCI_IO_SIZE,
+			.mem_base = LAYOUT_PCI_MMIO32, .mem_size = LAYOUT_PCI_MMIO32_SIZE,
+			.ecam_base = LAYOUT_PCI_ECAM, .ecam_size = LAYOUT_PCI_ECAM_SIZE,
+		};
+
+		if (!(vm->pci = pci_host_create(&vm->ctx, &win, &err)))
+			die(err);
+	}
+	if (o->create && o->create(&vm->ctx, &err))
 		die(err);
 	return vm;
 }
 
-void fake_vm_start_loop(struct keel_vm *vm)
+void fake_vm_start_loop(struct fake_vm *vm)
 {
 	keel_error *err = NULL;
 
-	vm->loop = loop_new(&err);
-	if (!vm->loop || loop_start(vm->loop, &err))
+	vm->ctx.loop = loop_new(&err);
+	if (!vm->ctx.loop || loop_start(vm->ctx.loop, &err))
 		die(err);
 }
 
-void fake_vm_free(struct keel_vm *vm)
+void fake_vm_free(struct fake_vm *vm)
 {
-	while (vm->devs) {
-		struct vdev *d = vm->devs;
-
-		vm->devs = d->next;
-		d->destroy(d);
-	}
-	loop_free(vm->loop);
+	devctx_destroy_devices(&vm->ctx);
+	loop_free(vm->ctx.loop);
 	irq_routing_fini(&vm->irq);
-	if (vm->mem.host)       /* a zeroed struct mem is not finished (fd 0) */
-		mem_fini(&vm->mem);
-	bus_free(vm->pio);
-	bus_free(vm->mmio);
-	keel_error_free(vm->stop_err);
-	pthread_cond_destroy(&vm->cond);
-	pthread_mutex_destroy(&vm->lock);
+	mem_fini(&vm->mem);
+	bus_free(vm->ctx.pio);
+	bus_free(vm->ctx.mmio);
 	free(vm);
 }
 
-uint8_t fake_vm_inb(struct keel_vm *vm, uint16_t port)
+uint8_t fake_vm_inb(struct fake_vm *vm, uint16_t port)
 {
 	uint8_t v = 0;
 
-	bus_access(vm->pio, port, &v, 1, false);
+	bus_access(vm->ctx.pio, port, &v, 1, false);
 	return v;
 }
 
-void fake_vm_outb(struct keel_vm *vm, uint16_t port, uint8_t v)
+void fake_vm_outb(struct fake_vm *vm, uint16_t port, uint8_t v)
 {
-	bus_access(vm->pio, port, &v, 1, true);
+	bus_access(vm->ctx.pio, port, &v, 1, true);
 }

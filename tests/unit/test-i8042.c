@@ -5,8 +5,7 @@
 
 #include "bus/bus.h"
 #include "core/loop.h"
-#include "core/vm.h"
-#include "dev/legacy.h"
+#include "dev/i8042.h"
 #include "check.h"
 #include "fakevm.h"
 
@@ -20,13 +19,13 @@
 #define STR_AUX 0x20
 #define STR_TIMEOUT 0x40
 
-static struct keel_vm *fake_vm(void)
+static struct fake_vm *fake_vm(void)
 {
 	return fake_vm_new(&(struct fake_vm_opts){ .flags = FAKE_VM_PIO | FAKE_VM_LOOP,
 						   .create = i8042_create });
 }
 
-static struct keel_vm *vm;
+static struct fake_vm *vm;
 
 #define inb(port) fake_vm_inb(vm, port)
 #define outb(port, v) fake_vm_outb(vm, port, v)
@@ -113,7 +112,7 @@ static int test_controller(void)
 
 	/* Reset puts the power-on state back. */
 	outb(CMD, 0xaa);
-	vm->devs->reset(vm->devs);
+	vm->ctx.devs->reset(vm->ctx.devs);
 	REQUIRE(next_byte(NULL) == -1);
 	outb(CMD, 0x20);
 	REQUIRE(next_byte(NULL) == 0x05);

@@ -15,8 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/config.h"
-#include "core/vm.h"
+#include "config/config.h"
 #include "net/backend.h"
 #include "check.h"
 #include "fakevm.h"
@@ -35,7 +34,7 @@ struct frame {
 static struct frame frames[MAX_FRAMES];
 static int nr_frames;
 static bool rx_full;            /* the guest has no receive buffer */
-static struct keel_vm *vm;
+static struct fake_vm *vm;
 
 static bool rx(void *opaque, const struct iovec *iov, int iovcnt)
 {
@@ -293,7 +292,7 @@ static struct keel_network_attachment att_default;
 static struct net_backend *nat_new(const struct keel_network_attachment *att)
 {
 	keel_error *err = NULL;
-	struct net_backend *be = net_slirp_create(vm, "virtio-net0", att ? att : &att_default,
+	struct net_backend *be = net_slirp_create(&vm->ctx.log, "virtio-net0", att ? att : &att_default,
 						  guest_mac, &err);
 
 	if (!be) {
@@ -653,7 +652,7 @@ static int test_forward_in_use(void)
 	snprintf(want, sizeof(want), "tcp 127.0.0.1:%u to guest port 22", port);
 
 	/* At creation. */
-	be = net_slirp_create(vm, "virtio-net0", &att, guest_mac, &err);
+	be = net_slirp_create(&vm->ctx.log, "virtio-net0", &att, guest_mac, &err);
 	REQUIRE(!be);
 	REQUIRE(err);
 	REQUIRE(strstr(keel_error_get_message(err), want));
@@ -678,7 +677,7 @@ static int test_small_subnet(void)
 					       .fd = -1 };
 	keel_error *err = NULL;
 
-	REQUIRE(!net_slirp_create(vm, "virtio-net0", &att, guest_mac, &err));
+	REQUIRE(!net_slirp_create(&vm->ctx.log, "virtio-net0", &att, guest_mac, &err));
 	REQUIRE(keel_error_get_code(err) == KEEL_ERR_INVALID);
 	REQUIRE(strstr(keel_error_get_message(err), "10.9.0.0/28"));
 	keel_error_free(err);

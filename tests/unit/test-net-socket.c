@@ -22,12 +22,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/vm.h"
 #include "net/backend.h"
 #include "check.h"
 #include "fakevm.h"
 
-static struct keel_vm *vm;
+static struct fake_vm *vm;
 static int warnings;
 
 /* What rx() received. */
@@ -69,7 +68,7 @@ static struct net_backend *make_socket(int fd, keel_net_framing framing, keel_er
 	struct keel_network_attachment att = { .kind = NET_SOCKET, .fd = fd, .framing = framing };
 	static const uint8_t mac[6] = { 2, 0, 0, 0, 0, 1 };
 
-	return net_backend_create(vm, "net-test", &att, mac, rx, NULL, err);
+	return net_backend_create(&vm->ctx.log, "net-test", &att, mac, rx, NULL, err);
 }
 
 static void test_dgram(void)
@@ -318,14 +317,14 @@ static void test_unix(void)
 
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(path, sizeof(path), "%s/passt.sock", dir);
-	be = net_backend_create(vm, "net-test", &att, mac, rx, NULL, &err);
+	be = net_backend_create(&vm->ctx.log, "net-test", &att, mac, rx, NULL, &err);
 	CHECK(!be);
 	CHECK_ERR(err, KEEL_ERR_NOT_FOUND, "cannot connect to '");
 
 	l = socket(AF_UNIX, SOCK_STREAM, 0);
 	strcpy(sa.sun_path, path);
 	CHECK(bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 1) == 0);
-	be = net_backend_create(vm, "net-test", &att, mac, rx, NULL, &err);
+	be = net_backend_create(&vm->ctx.log, "net-test", &att, mac, rx, NULL, &err);
 	CHECK(be && !err);
 	c = accept(l, NULL, NULL);
 	CHECK(c >= 0);
@@ -364,20 +363,20 @@ static int tap_child(void)
 		printf("SKIP: TAP tests: unshare(CLONE_NEWNET): %s\n", strerror(errno));
 		return 77;
 	}
-	be = net_backend_create(vm, "net-test", &tap, mac, rx, NULL, &err);
+	be = net_backend_create(&vm->ctx.log, "net-test", &tap, mac, rx, NULL, &err);
 	CHECK(be && !err);
 	if (be) {
 		CHECK(be->vnet_hdr && if_nametoindex("keeltap0") != 0);
 		/* Busy: a second attach of the same interface. */
-		be2 = net_backend_create(vm, "net-test", &tap, mac, rx, NULL, &err);
+		be2 = net_backend_create(&vm->ctx.log, "net-test", &tap, mac, rx, NULL, &err);
 		CHECK(!be2);
 		CHECK_ERR(err, KEEL_ERR_STATE, "in use");
 		be->ops->destroy(be);
 	}
-	be = net_backend_create(vm, "net-test", &nobr, mac, rx, NULL, &err);
+	be = net_backend_create(&vm->ctx.log, "net-test", &nobr, mac, rx, NULL, &err);
 	CHECK(!be);
 	CHECK_ERR(err, KEEL_ERR_NOT_FOUND, "bridge 'nobr' does not exist");
-	be = net_backend_create(vm, "net-test", &notbr, mac, rx, NULL, &err);
+	be = net_backend_create(&vm->ctx.log, "net-test", &notbr, mac, rx, NULL, &err);
 	CHECK(!be);
 	CHECK_ERR(err, KEEL_ERR_INVALID, "'lo' is not a bridge");
 
@@ -385,7 +384,7 @@ static int tap_child(void)
 	if (ioctl(s, SIOCBRADDBR, "keelbr0") < 0) {
 		printf("note: no bridge support (%s): bridged attachment not tested\n", strerror(errno));
 	} else {
-		be = net_backend_create(vm, "net-test", &br, mac, rx, NULL, &err);
+		be = net_backend_create(&vm->ctx.log, "net-test", &br, mac, rx, NULL, &err);
 		CHECK(be && !err);
 		if (err)
 			fprintf(stderr, "%s\n", keel_error_get_message(err));

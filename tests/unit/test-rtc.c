@@ -7,34 +7,33 @@
 
 #include "bus/bus.h"
 #include "core/loop.h"
-#include "core/vm.h"
-#include "dev/legacy.h"
+#include "dev/rtc.h"
 #include "check.h"
 #include "fakevm.h"
 
 #define MIB (1ULL << 20)
 
-static struct keel_vm *fake_vm(uint64_t mem_size)
+static struct fake_vm *fake_vm(uint64_t mem_size)
 {
 	return fake_vm_new(&(struct fake_vm_opts){ .flags = FAKE_VM_PIO | FAKE_VM_LOOP,
 						   .mem_size = mem_size, .create = rtc_create });
 }
 
-static struct keel_vm *vm;
+static struct fake_vm *vm;
 
 static uint8_t cmos_read(uint8_t idx)
 {
 	uint8_t v = 0;
 
-	bus_access(vm->pio, 0x70, &idx, 1, true);
-	bus_access(vm->pio, 0x71, &v, 1, false);
+	bus_access(vm->ctx.pio, 0x70, &idx, 1, true);
+	bus_access(vm->ctx.pio, 0x71, &v, 1, false);
 	return v;
 }
 
 static void cmos_write(uint8_t idx, uint8_t v)
 {
-	bus_access(vm->pio, 0x70, &idx, 1, true);
-	bus_access(vm->pio, 0x71, &v, 1, true);
+	bus_access(vm->ctx.pio, 0x70, &idx, 1, true);
+	bus_access(vm->ctx.pio, 0x71, &v, 1, true);
 }
 
 static int bcd(uint8_t v)
@@ -113,7 +112,7 @@ static int test_registers(void)
 	{
 		uint8_t v = 0;
 
-		bus_access(vm->pio, 0x70, &v, 1, false);
+		bus_access(vm->ctx.pio, 0x70, &v, 1, false);
 		REQUIRE(v == 0xff);
 	}
 	cmos_write(0x40, 0x5a);
@@ -194,7 +193,7 @@ static int test_set_time(void)
 
 	/* The offset survives a reset; the control registers do not. */
 	cmos_write(0x0b, 0x06 | 0x40);
-	vm->devs->reset(vm->devs);
+	vm->ctx.devs->reset(vm->ctx.devs);
 	REQUIRE(cmos_read(0x0b) == 0x02);
 	t = rtc_time();
 	REQUIRE(t != -1 && close_to(t, want + 1 + 315532800));

@@ -11,8 +11,7 @@
 
 #include "bus/bus.h"
 #include "core/loop.h"
-#include "core/vm.h"
-#include "dev/legacy.h"
+#include "dev/uart.h"
 #include "check.h"
 #include "fakevm.h"
 
@@ -30,12 +29,12 @@
 #define MSR 6
 #define SCR 7
 
-static struct keel_vm *fake_vm(void)
+static struct fake_vm *fake_vm(void)
 {
 	return fake_vm_new(&(struct fake_vm_opts){ .flags = FAKE_VM_PIO | FAKE_VM_LOOP });
 }
 
-static struct keel_vm *vm;
+static struct fake_vm *vm;
 
 #define inb(port) fake_vm_inb(vm, port)
 #define outb(port, v) fake_vm_outb(vm, port, v)
@@ -56,7 +55,7 @@ static int new_uart(int in_fd, int out_fd)
 	keel_error *err = NULL;
 
 	vm = fake_vm();
-	if (uart_create(vm, 0, &att, &err)) {
+	if (uart_create(&vm->ctx, 0, &att, &err)) {
 		fprintf(stderr, "uart_create: %s\n", keel_error_get_message(err));
 		keel_error_free(err);
 		return -1;
@@ -70,12 +69,12 @@ static int test_create_errors(void)
 	keel_error *err = NULL;
 
 	vm = fake_vm();
-	REQUIRE(uart_create(vm, 4, &att, &err) == -1);
+	REQUIRE(uart_create(&vm->ctx, 4, &att, &err) == -1);
 	REQUIRE(err && keel_error_get_code(err) == KEEL_ERR_INVALID);
 	keel_error_free(err);
 	err = NULL;
-	REQUIRE(uart_create(vm, 1, &att, &err) == 0);
-	REQUIRE(uart_create(vm, 1, &att, &err) == -1);      /* ports taken */
+	REQUIRE(uart_create(&vm->ctx, 1, &att, &err) == 0);
+	REQUIRE(uart_create(&vm->ctx, 1, &att, &err) == -1);      /* ports taken */
 	REQUIRE(err != NULL);
 	keel_error_free(err);
 	/* COM2 is at 0x2f8. */
@@ -297,7 +296,7 @@ static int test_reset(void)
 	wr(MCR, 0x1f);
 	wr(SCR, 0x77);
 	wr(THR, 'z');
-	vm->devs->reset(vm->devs);
+	vm->ctx.devs->reset(vm->ctx.devs);
 	REQUIRE(rd(IER) == 0);
 	REQUIRE(rd(IIR) == 0x01);
 	REQUIRE(rd(LCR) == 0);

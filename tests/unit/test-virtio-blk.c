@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "core/loop.h"
-#include "core/vm.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
 #include "check.h"
@@ -32,7 +31,7 @@
 #define DATA_GPA   0x100000ULL
 #define SECTORS    2048           /* 1 MiB image */
 
-static struct keel_vm *vm;
+static struct fake_vm *vm;
 static char dir[64], img_path[128], ro_path[128];
 static int img_fd;
 static int notified, config_notified;
@@ -280,7 +279,7 @@ static struct virtio_blk *new_blk(const char *path, bool ro, unsigned int queues
 	struct keel_storage_device dev = { .kind = STORAGE_VIRTIO_BLK, .att = &att,
 					   .queues = queues };
 	keel_error *err = NULL;
-	struct virtio_blk *blk = virtio_blk_new(vm, &dev, &err);
+	struct virtio_blk *blk = virtio_blk_new(&vm->ctx, 0, &dev, &err);
 
 	if (!blk) {
 		fprintf(stderr, "virtio_blk_new: %s\n", err ? keel_error_get_message(err) : "?");
@@ -659,7 +658,7 @@ int main(void)
 	test_device(false);
 	/* The I/O thread reports broken rings through the VM's event loop. */
 	fake_vm_start_loop(vm);
-	CHECK(vm->loop);
+	CHECK(vm->ctx.loop);
 	test_device(true);
 	fake_vm_free(vm);
 	close(img_fd);

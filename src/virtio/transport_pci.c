@@ -32,10 +32,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/util.h"
+#include "core/devctx.h"
 #include "core/le.h"
-#include "core/vm.h"
+#include "core/util.h"
 #include "kvm/irq.h"
+#include "kvm/kvm.h"
 #include "pci/msix.h"
 #include "pci/pci.h"
 #include "virtio/transport.h"
@@ -158,7 +159,7 @@ static void intx_apply_held(struct pci_dev *dev, bool level)
 		status |= PCI_STATUS_INTERRUPT;
 	put_le16(dev->cfg + PCI_STATUS, status);
 	if (dev->intx_gsi)
-		vm_irq_line(dev->vm, dev->intx_gsi, level && !disabled);
+		kvm_irq_line(dev->ctx->kvm, dev->intx_gsi, level && !disabled);
 }
 
 /*
@@ -275,7 +276,7 @@ static uint64_t *queue_addr_field(struct virtq *vq, uint32_t base)
 
 static void bad_access(struct virtio_pci *vp, const char *what, uint64_t off, unsigned int len)
 {
-	vm_log(vp->pci.vm, KEEL_LOG_DEBUG, "%s: %u-byte %s at common config offset 0x%llx ignored",
+	log_msg(&vp->pci.ctx->log, KEEL_LOG_DEBUG, "%s: %u-byte %s at common config offset 0x%llx ignored",
 	       vp->vdev->name, len, what, (unsigned long long)off);
 }
 
@@ -358,7 +359,7 @@ static bool common_write(struct virtio_pci *vp, uint32_t off, unsigned int len, 
 		uint64_t *f;
 
 		if (!vq || locked_queue) {
-			vm_log(vdev->vm, KEEL_LOG_WARNING,
+			log_msg(&vdev->ctx->log, KEEL_LOG_WARNING,
 			       "%s: queue %u address written while %s; ignored", vdev->name, q,
 			       vq ? "enabled" : "out of range");
 			return false;
@@ -381,7 +382,7 @@ static bool common_write(struct virtio_pci *vp, uint32_t off, unsigned int len, 
 		break;
 	case CC_GF:
 		if (vdev->status & (VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK)) {
-			vm_log(vdev->vm, KEEL_LOG_WARNING,
+			log_msg(&vdev->ctx->log, KEEL_LOG_WARNING,
 			       "%s: driver features written after FEATURES_OK; ignored", vdev->name);
 		} else if (vp->gfselect < 2) {
 			unsigned int shift = 32 * vp->gfselect;
@@ -400,10 +401,10 @@ static bool common_write(struct virtio_pci *vp, uint32_t off, unsigned int len, 
 		break;
 	case CC_Q_SIZE:
 		if (!vq || locked_queue) {
-			vm_log(vdev->vm, KEEL_LOG_WARNING, "%s: queue %u size written while %s; ignored",
+			log_msg(&vdev->ctx->log, KEEL_LOG_WARNING, "%s: queue %u size written while %s; ignored",
 			       vdev->name, q, vq ? "enabled" : "out of range");
 		} else if (!v || (v & (v - 1)) || v > vdev->queue_max_size) {
-			vm_log(vdev->vm, KEEL_LOG_WARNING,
+			log_msg(&vdev->ctx->log, KEEL_LOG_WARNING,
 			       "%s: queue %u size %u is not a power of two in 1..%u; ignored",
 			       vdev->name, q, (unsigned int)v, vdev->queue_max_size);
 		} else {
@@ -419,7 +420,7 @@ static bool common_write(struct virtio_pci *vp, uint32_t off, unsigned int len, 
 		if (vq && v == 1 && !(vdev->status & VIRTIO_STATUS_DRIVER_OK))
 			vdev->queue_ready[q] = true;
 		else if (!(vq && v == 1 && vdev->queue_ready[q]))
-			vm_log(vdev->vm, KEEL_LOG_WARNING,
+			log_msg(&vdev->ctx->log, KEEL_LOG_WARNING,
 			       "%s: queue_enable %u for queue %u%s; ignored", vdev->name,
 			       (unsigned int)v, q, !vq ? " (out of range)" :
 			       v != 1 ? " (only 1 is allowed)" : " after DRIVER_OK");
@@ -466,13 +467,10 @@ static void common_access(struct virtio_pci *vp, uint32_t off, void *data, unsig
 static void notify_write(struct virtio_pci *vp, uint32_t off)
 {
 	uint32_t q = off / VPCI_NOTIFY_MULT;
-	uint64_t one = 1;
 
 	if (off % VPCI_NOTIFY_MULT || q >= vp->vdev->nr_queues)
 		return;
-	if (write(vp->vdev->kick_fd[q], &one, sizeof(one)) < 0) {
-		/* Counter saturated: a kick is pending anyway. */
-	}
+	efd_signal(vp->vdev->kick_fd[q]);
 }
 
 static void devcfg_access(struct virtio_pci *vp, uint32_t off, void *data, unsigned int len,
@@ -542,7 +540,7 @@ static void ioev_clear(struct virtio_pci *vp)
 	for (unsigned int q = 0; q < vp->vdev->nr_queues; q++) {
 		if (!vp->ioev[q])
 			continue;
-		ioeventfd_deassign(&vp->pci.vm->kvm, vp->vdev->kick_fd[q],
+		ioeventfd_deassign(vp->pci.ctx->kvm, vp->vdev->kick_fd[q],
 				   vp->ioev_base + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT * q, 0, false);
 		vp->ioev[q] = false;
 	}
@@ -562,14 +560,14 @@ static void ioev_update(struct virtio_pci *vp)
 			keel_error *err = NULL;
 			uint64_t addr = base + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT * q;
 
-			if (ioeventfd_assign(&vp->pci.vm->kvm, vp->vdev->kick_fd[q], addr, 0, false,
+			if (ioeventfd_assign(vp->pci.ctx->kvm, vp->vdev->kick_fd[q], addr, 0, false,
 					     &err) == 0) {
 				vp->ioev[q] = true;
 				continue;
 			}
 			/* Kicks still work, through a VM exit and notify_write(). */
 			if (!vp->ioev_warned)
-				vm_log(vp->pci.vm, KEEL_LOG_WARNING, "%s: queue %u kicks take the slow path: %s",
+				log_msg(&vp->pci.ctx->log, KEEL_LOG_WARNING, "%s: queue %u kicks take the slow path: %s",
 				       vp->vdev->name, q, keel_error_get_message(err));
 			vp->ioev_warned = true;
 			keel_error_free(err);
@@ -655,8 +653,9 @@ static void vpci_destroy(struct vdev *node)
 	struct virtio_pci *vp = container_of(node, struct virtio_pci, node);
 	struct virtio_dev *vdev = vp->vdev;
 
+	virtio_dev_quiesce(vdev);
 	virtio_dev_set_status(vdev, 0);
-	pci_unregister(vp->pci.vm, &vp->pci);
+	pci_unregister(&vp->pci);
 	vdev->transport = NULL;
 	vdev->transport_priv = NULL;
 	vpci_free(vp);
@@ -689,8 +688,9 @@ static int add_cap(struct virtio_pci *vp, const void *cap, const uint8_t *wmask,
 	return off;
 }
 
-int virtio_pci_attach(struct keel_vm *vm, struct virtio_dev *vdev, keel_error **err)
+int virtio_pci_attach(struct pci_host *host, struct virtio_dev *vdev, keel_error **err)
 {
+	struct devctx *ctx = vdev->ctx;
 	struct virtio_pci *vp;
 	struct virtio_pci_cap cap = { .cap_vndr = PCI_CAP_ID_VNDR, .cap_len = sizeof(cap),
 				      .bar = VPCI_BAR };
@@ -724,7 +724,7 @@ int virtio_pci_attach(struct keel_vm *vm, struct virtio_dev *vdev, keel_error **
 	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++)
 		vp->queue_vector[q] = MSIX_NO_VECTOR;
 
-	pci_dev_init(&vp->pci, vm, vdev->name, &vpci_ops, VPCI_VENDOR,
+	pci_dev_init(&vp->pci, ctx, vdev->name, &vpci_ops, VPCI_VENDOR,
 		     (uint16_t)(VPCI_DEVICE_BASE + vdev->device_id), class_of(vdev->device_id), 1,
 		     VPCI_VENDOR, (uint16_t)(VPCI_SUBSYS_BASE + vdev->device_id));
 	pci_dev_set_bar(&vp->pci, VPCI_BAR, PCI_BAR_MEM32, VPCI_BAR_SIZE, &bar4_ops);
@@ -759,14 +759,14 @@ int virtio_pci_attach(struct keel_vm *vm, struct virtio_dev *vdev, keel_error **
 		goto fail;
 	vdev->transport = &vpci_transport;
 	vdev->transport_priv = vp;
-	if (pci_register(vm, &vp->pci, err) < 0) {
+	if (pci_register(host, &vp->pci, err) < 0) {
 		vdev->transport = NULL;
 		vdev->transport_priv = NULL;
 		goto fail;
 	}
 	vp->node = (struct vdev){ .name = vdev->name, .reset = vpci_vdev_reset,
 				  .destroy = vpci_destroy };
-	vm_add_vdev(vm, &vp->node);
+	devctx_add(ctx, &vp->node);
 	return 0;
 fail:
 	vpci_free(vp);

@@ -1,14 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* Configuration objects for storage, entropy and console devices. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "core/config.h"
+#include "block/image.h"
+#include "config/config.h"
 #include "core/error.h"
 
 #define SERIAL_MAX 20   /* VIRTIO_BLK_ID_BYTES */
@@ -272,31 +269,15 @@ void devices_fini(struct vm_config *c)
 static int validate_disk(int index, const keel_storage_device *dev, keel_error **err)
 {
 	const keel_storage_attachment *att = dev->att;
-	struct stat st;
 
-	if (stat(att->path, &st) < 0)
-		return err_errno(err, err_code_from_errno(errno), errno, "disk %d: image '%s'", index,
-				 att->path);
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return err_set(err, KEEL_ERR_INVALID,
-			       "disk %d: '%s' is neither a regular file nor a block device", index,
-			       att->path);
-	if (access(att->path, att->read_only ? R_OK : R_OK | W_OK) < 0)
-		return err_errno(err, err_code_from_errno(errno), errno,
-				 "disk %d: image '%s' is not %s", index, att->path,
-				 att->read_only ? "readable" : "readable and writable");
-	if (S_ISREG(st.st_mode) && st.st_size % 512)
-		return err_set(err, KEEL_ERR_INVALID,
-			       "disk %d: image '%s' is %lld bytes, not a multiple of 512", index,
-			       att->path, (long long)st.st_size);
-	if (S_ISREG(st.st_mode) && st.st_size == 0)
-		return err_set(err, KEEL_ERR_INVALID, "disk %d: image '%s' is empty", index, att->path);
+	if (disk_image_check(att, err) < 0) {
+		err_prefix(err, "disk %d", index);
+		return -1;
+	}
 	if (att->serial && strlen(att->serial) > SERIAL_MAX)
 		return err_set(err, KEEL_ERR_INVALID,
 			       "disk %d: serial '%s' is longer than %d bytes", index, att->serial,
 			       SERIAL_MAX);
-	if (att->sync > KEEL_SYNC_NONE || att->cache > KEEL_CACHE_DIRECT)
-		return err_set(err, KEEL_ERR_INVALID, "disk %d: unknown sync or cache mode", index);
 	return 0;
 }
 
@@ -329,5 +310,11 @@ int devices_validate(const struct vm_config *c, keel_error **err)
 	}
 	if (c->transport != KEEL_VIRTIO_PCI && c->transport != KEEL_VIRTIO_MMIO)
 		return err_set(err, KEEL_ERR_INVALID, "unknown virtio transport %d", c->transport);
+	if (c->transport == KEEL_VIRTIO_MMIO &&
+	    c->disks.nr + c->rngs.nr + c->consoles.nr + c->nics.nr > CFG_MAX_VIRTIO_MMIO)
+		return err_set(err, KEEL_ERR_TOO_LARGE,
+			       "%d virtio devices configured, virtio-mmio has interrupt lines for at most %d",
+			       c->disks.nr + c->rngs.nr + c->consoles.nr + c->nics.nr,
+			       CFG_MAX_VIRTIO_MMIO);
 	return 0;
 }

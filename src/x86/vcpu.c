@@ -12,9 +12,10 @@
 #include <unistd.h>
 
 #include "bus/bus.h"
+#include "core/devctx.h"
 #include "core/thread.h"
-#include "core/vm.h"
-#include "kvm/vcpu.h"
+#include "kvm/kvm.h"
+#include "x86/vcpu.h"
 #include "x86/x86.h"
 
 /*
@@ -38,22 +39,26 @@ static void install_kick_handler(void)
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
 }
 
-int vcpu_init(struct vcpu *vcpu, struct keel_vm *vm, unsigned int id, keel_error **err)
+int vcpu_init(struct vcpu *vcpu, struct kvm *kvm, struct devctx *ctx, unsigned int id,
+	      const struct vcpu_ops *ops, void *owner, keel_error **err)
 {
 	memset(vcpu, 0, sizeof(*vcpu));
-	vcpu->vm = vm;
+	vcpu->kvm = kvm;
+	vcpu->ctx = ctx;
+	vcpu->ops = ops;
+	vcpu->owner = owner;
 	vcpu->id = id;
-	vcpu->fd = ioctl(vm->kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	vcpu->fd = ioctl(kvm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (vcpu->fd < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_CREATE_VCPU %u failed", id);
-	vcpu->run_size = vm->kvm.run_size;
+	vcpu->run_size = kvm->run_size;
 	vcpu->run = mmap(NULL, vcpu->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
 	if (vcpu->run == MAP_FAILED) {
 		vcpu->run = NULL;
 		return err_errno(err, KEEL_ERR_KVM, errno, "cannot map vCPU %u's run area", id);
 	}
 	pthread_once(&kick_once, install_kick_handler);
-	return x86_vcpu_setup(vcpu, vm->cfg.cpus, err);
+	return x86_vcpu_setup(kvm, vcpu->fd, id, ctx->nr_cpus, err);
 }
 
 void vcpu_fini(struct vcpu *vcpu)
@@ -73,7 +78,7 @@ static void vcpu_io(struct vcpu *vcpu)
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 
 	for (uint32_t i = 0; i < run->io.count; i++) {
-		bus_access(vcpu->vm->pio, run->io.port, data, run->io.size,
+		bus_access(vcpu->ctx->pio, run->io.port, data, run->io.size,
 			   run->io.direction == KVM_EXIT_IO_OUT);
 		data += run->io.size;
 	}
@@ -90,7 +95,7 @@ static void vcpu_fail(struct vcpu *vcpu, keel_stop_reason reason, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	vm_request_stop(vcpu->vm, reason, x86_vcpu_error(vcpu, what));
+	devctx_request_stop(vcpu->ctx, reason, x86_vcpu_error(vcpu->fd, vcpu->ctx->mem, what));
 }
 
 static void vcpu_internal_error(struct vcpu *vcpu)
@@ -113,10 +118,10 @@ static void vcpu_system_event(struct vcpu *vcpu)
 {
 	switch (vcpu->run->system_event.type) {
 	case KVM_SYSTEM_EVENT_SHUTDOWN:
-		vm_request_stop(vcpu->vm, KEEL_STOP_POWEROFF, NULL);
+		devctx_request_stop(vcpu->ctx, KEEL_STOP_POWEROFF, NULL);
 		break;
 	case KVM_SYSTEM_EVENT_RESET:
-		vm_request_stop(vcpu->vm, KEEL_STOP_RESET, NULL);
+		devctx_request_stop(vcpu->ctx, KEEL_STOP_RESET, NULL);
 		break;
 	default:
 		vcpu_fail(vcpu, KEEL_STOP_INTERNAL_ERROR, "guest reported system event %u",
@@ -157,7 +162,7 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 		vcpu_io(vcpu);
 		return true;
 	case KVM_EXIT_MMIO:
-		bus_access(vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+		bus_access(vcpu->ctx->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
 			   run->mmio.is_write);
 		return true;
 	case KVM_EXIT_INTR:
@@ -188,28 +193,9 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 	}
 }
 
-/* Waits while the VM is paused; returns false when the vCPU must stop. */
-static bool vcpu_check_requests(struct vcpu *vcpu)
-{
-	struct keel_vm *vm = vcpu->vm;
-	bool go;
-
-	pthread_mutex_lock(&vm->lock);
-	while (vm->pause_requested && !vm->stop_requested) {
-		vm->vcpus_parked++;
-		pthread_cond_broadcast(&vm->cond);
-		pthread_cond_wait(&vm->cond, &vm->lock);
-		vm->vcpus_parked--;
-	}
-	go = !vm->stop_requested;
-	pthread_mutex_unlock(&vm->lock);
-	return go;
-}
-
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
-	struct keel_vm *vm = vcpu->vm;
 	sigset_t set;
 	char name[16];
 
@@ -219,7 +205,7 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
-	while (vcpu_check_requests(vcpu)) {
+	while (vcpu->ops->wait_runnable(vcpu->owner)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -233,17 +219,7 @@ static void *vcpu_thread(void *arg)
 			break;
 	}
 
-	pthread_mutex_lock(&vm->lock);
-	if (--vm->vcpus_running == 0) {
-		uint64_t one = 1;
-
-		/* The event thread collects the threads and ends the run. */
-		if (write(vm->control_fd, &one, sizeof(one)) < 0) {
-			/* An eventfd only fails when its counter overflows. */
-		}
-	}
-	pthread_cond_broadcast(&vm->cond);
-	pthread_mutex_unlock(&vm->lock);
+	vcpu->ops->left(vcpu->owner);
 	return NULL;
 }
 

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "boot/boot.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "kvm/kvm.h"
 #include "x86/layout.h"

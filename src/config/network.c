@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 
 static keel_network_attachment *att_new(enum net_kind kind, const char *name, keel_error **err)
@@ -184,11 +184,27 @@ int nat_subnet_parse(const char *cidr, const char *what, struct in_addr *net,
 	return 0;
 }
 
-int net_attachment_validate(const keel_network_attachment *att, const char *what,
-			    keel_error **err)
+int net_forward_check(const struct net_forward *f, const char *what, bool need_guest_port,
+		      keel_error **err)
 {
 	struct in_addr a;
 
+	if (f->proto != KEEL_NET_TCP && f->proto != KEEL_NET_UDP)
+		return err_set(err, KEEL_ERR_INVALID, "%s: unknown port forward protocol %d", what,
+			       (int)f->proto);
+	if (inet_pton(AF_INET, f->host_addr, &a) != 1)
+		return err_set(err, KEEL_ERR_INVALID,
+			       "%s: port forward host address '%s' is not an IPv4 address", what,
+			       f->host_addr);
+	if (!f->host_port || (need_guest_port && !f->guest_port))
+		return err_set(err, KEEL_ERR_INVALID, "%s: port forward with port 0 (%u -> %u)", what,
+			       f->host_port, f->guest_port);
+	return 0;
+}
+
+int net_attachment_validate(const keel_network_attachment *att, const char *what,
+			    keel_error **err)
+{
 	if (att->bad_forward)
 		return err_set(err, KEEL_ERR_INVALID,
 			       "%s: a port forward has an invalid host address or could not be stored",
@@ -202,13 +218,8 @@ int net_attachment_validate(const keel_network_attachment *att, const char *what
 	for (int i = 0; i < att->nr_forwards; i++) {
 		const struct net_forward *f = &att->forwards[i];
 
-		if (inet_pton(AF_INET, f->host_addr, &a) != 1)
-			return err_set(err, KEEL_ERR_INVALID,
-				       "%s: port forward host address '%s' is not an IPv4 address",
-				       what, f->host_addr);
-		if (!f->host_port || !f->guest_port)
-			return err_set(err, KEEL_ERR_INVALID, "%s: port forward with port 0 (%u -> %u)",
-				       what, f->host_port, f->guest_port);
+		if (net_forward_check(f, what, true, err) < 0)
+			return -1;
 		for (int j = 0; j < i; j++)
 			if (att->forwards[j].proto == f->proto &&
 			    att->forwards[j].host_port == f->host_port &&

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * virtio-mmio, version 2 register layout (virtio 1.x, 4.2.2).  Device n sits
- * at LAYOUT_VIRTIO_MMIO + n * 4 KiB (0x200 bytes decoded) with ISA interrupt
- * line mmio_irqs[n]; Linux finds them through virtio_mmio.device= on its
- * command line (virtio_mmio_cmdline()).
+ * virtio-mmio, version 2 register layout (virtio 1.x, 4.2.2).  The machine
+ * builder gives each device its window (0x200 bytes decoded) and ISA
+ * interrupt line, and tells Linux where they are (virtio_mmio.device= on
+ * its command line).
  *
  * Kicks: QueueNotify takes the queue index as its value, so each queue has
  * an ioeventfd matching its own index (a datamatch) on the register; writes
@@ -22,12 +22,12 @@
 #include <unistd.h>
 
 #include "bus/bus.h"
+#include "core/devctx.h"
 #include "core/util.h"
-#include "core/vm.h"
 #include "kvm/irq.h"
+#include "kvm/kvm.h"
 #include "virtio/transport.h"
 #include "virtio/virtio.h"
-#include "x86/layout.h"
 
 #define MMIO_MAGIC              0x000
 #define MMIO_VERSION            0x004
@@ -66,14 +66,11 @@
 #define INT_USED_BUFFER 1
 #define INT_CONFIG      2
 
-/* ISA lines free on keel's machine (not the UARTs', i8042's or RTC's). */
-static const uint8_t mmio_irqs[VIRTIO_MMIO_MAX_DEVICES] = { 5, 6, 7, 9, 10, 11, 14, 15 };
-
 struct virtio_mmio {
 	struct bus_dev bdev;
 	struct vdev node;
 	struct virtio_dev *vdev;
-	struct keel_vm *vm;
+	struct devctx *ctx;
 	uint64_t base;
 	unsigned int irq;
 
@@ -100,7 +97,7 @@ static void irq_update_locked(struct virtio_mmio *m)
 
 	if (level != m->level) {
 		m->level = level;
-		vm_irq_line(m->vm, m->irq, level);
+		kvm_irq_line(m->ctx->kvm, m->irq, level);
 	}
 }
 
@@ -212,7 +209,6 @@ static bool reg_write(struct virtio_mmio *m, uint32_t reg, uint32_t v)
 	struct virtq *vq = selected_vq(m);
 	unsigned int q = m->queue_sel;
 	bool locked = vq && (vdev->queue_ready[q] || (vdev->status & VIRTIO_STATUS_DRIVER_OK));
-	uint64_t one = 1;
 
 	switch (reg) {
 	case MMIO_DEV_FEATURES_SEL:
@@ -220,7 +216,7 @@ static bool reg_write(struct virtio_mmio *m, uint32_t reg, uint32_t v)
 		break;
 	case MMIO_DRV_FEATURES:
 		if (vdev->status & (VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK))
-			vm_log(vdev->vm, KEEL_LOG_WARNING,
+			log_msg(&vdev->ctx->log, KEEL_LOG_WARNING,
 			       "%s: driver features written after FEATURES_OK; ignored", vdev->name);
 		else if (m->gfsel < 2)
 			vdev->driver_features =
@@ -235,10 +231,10 @@ static bool reg_write(struct virtio_mmio *m, uint32_t reg, uint32_t v)
 		break;
 	case MMIO_QUEUE_NUM:
 		if (!vq || locked)
-			vm_log(vdev->vm, KEEL_LOG_WARNING, "%s: QueueNum of queue %u written while %s; ignored",
+			log_msg(&vdev->ctx->log, KEEL_LOG_WARNING, "%s: QueueNum of queue %u written while %s; ignored",
 			       vdev->name, q, vq ? "ready" : "out of range");
 		else if (!v || (v & (v - 1)) || v > vdev->queue_max_size)
-			vm_log(vdev->vm, KEEL_LOG_WARNING,
+			log_msg(&vdev->ctx->log, KEEL_LOG_WARNING,
 			       "%s: queue %u size %u is not a power of two in 1..%u; ignored",
 			       vdev->name, q, v, vdev->queue_max_size);
 		else
@@ -247,16 +243,15 @@ static bool reg_write(struct virtio_mmio *m, uint32_t reg, uint32_t v)
 	case MMIO_QUEUE_READY:
 		if (!vq || (vdev->status & VIRTIO_STATUS_DRIVER_OK)) {
 			if (!(vq && vdev->queue_ready[q] == !!v))
-				vm_log(vdev->vm, KEEL_LOG_WARNING, "%s: QueueReady %u for queue %u%s; ignored",
+				log_msg(&vdev->ctx->log, KEEL_LOG_WARNING, "%s: QueueReady %u for queue %u%s; ignored",
 				       vdev->name, v, q, vq ? " after DRIVER_OK" : " (out of range)");
 		} else {
 			vdev->queue_ready[q] = v != 0;
 		}
 		break;
 	case MMIO_QUEUE_NOTIFY:
-		if (v < vdev->nr_queues && write(vdev->kick_fd[v], &one, sizeof(one)) < 0) {
-			/* Counter saturated: a kick is pending anyway. */
-		}
+		if (v < vdev->nr_queues)
+			efd_signal(vdev->kick_fd[v]);
 		break;
 	case MMIO_INT_ACK:
 		isr_ack(m, v);
@@ -266,7 +261,7 @@ static bool reg_write(struct virtio_mmio *m, uint32_t reg, uint32_t v)
 	case MMIO_QUEUE_DESC_LO: case MMIO_QUEUE_DRIVER_LO: case MMIO_QUEUE_DEVICE_LO:
 	case MMIO_QUEUE_DESC_HI: case MMIO_QUEUE_DRIVER_HI: case MMIO_QUEUE_DEVICE_HI:
 		if (!vq || locked) {
-			vm_log(vdev->vm, KEEL_LOG_WARNING, "%s: queue %u address written while %s; ignored",
+			log_msg(&vdev->ctx->log, KEEL_LOG_WARNING, "%s: queue %u address written while %s; ignored",
 			       vdev->name, q, vq ? "ready" : "out of range");
 		} else {
 			uint64_t *f = queue_addr(vq, reg);
@@ -332,7 +327,7 @@ static void vmmio_write(struct bus_dev *bd, uint64_t off, const void *data, unsi
 		return;
 	}
 	if (len != 4 || (off & 3)) {
-		vm_log(m->vm, KEEL_LOG_DEBUG, "%s: %u-byte write at register 0x%llx ignored",
+		log_msg(&m->ctx->log, KEEL_LOG_DEBUG, "%s: %u-byte write at register 0x%llx ignored",
 		       m->vdev->name, len, (unsigned long long)off);
 		return;
 	}
@@ -342,7 +337,7 @@ static void vmmio_write(struct bus_dev *bd, uint64_t off, const void *data, unsi
 	pthread_mutex_unlock(&m->vdev->lock);
 	if (status) {
 		if (v > 0xff)
-			vm_log(m->vm, KEEL_LOG_WARNING, "%s: status 0x%x has bits above 7; truncated",
+			log_msg(&m->ctx->log, KEEL_LOG_WARNING, "%s: status 0x%x has bits above 7; truncated",
 			       m->vdev->name, v);
 		virtio_dev_set_status(m->vdev, (uint8_t)v);
 	}
@@ -361,7 +356,7 @@ static void ioev_clear(struct virtio_mmio *m)
 {
 	for (unsigned int q = 0; q < m->vdev->nr_queues; q++) {
 		if (m->ioev[q])
-			ioeventfd_deassign_match(&m->vm->kvm, m->vdev->kick_fd[q],
+			ioeventfd_deassign_match(m->ctx->kvm, m->vdev->kick_fd[q],
 						 m->base + MMIO_QUEUE_NOTIFY, 4, false, q);
 		m->ioev[q] = false;
 	}
@@ -372,8 +367,9 @@ static void vmmio_destroy(struct vdev *node)
 	struct virtio_mmio *m = container_of(node, struct virtio_mmio, node);
 	struct virtio_dev *vdev = m->vdev;
 
+	virtio_dev_quiesce(vdev);
 	virtio_dev_set_status(vdev, 0);
-	bus_del(m->vm->mmio, &m->bdev);
+	bus_del(m->ctx->mmio, &m->bdev);
 	ioev_clear(m);
 	vdev->transport = NULL;
 	vdev->transport_priv = NULL;
@@ -383,15 +379,12 @@ static void vmmio_destroy(struct vdev *node)
 		vdev->ops->destroy(vdev);
 }
 
-int virtio_mmio_attach(struct keel_vm *vm, struct virtio_dev *vdev, keel_error **err)
+int virtio_mmio_attach(struct virtio_dev *vdev, uint64_t base, unsigned int irq,
+		       keel_error **err)
 {
-	unsigned int n = vm->nr_virtio_mmio;
+	struct devctx *ctx = vdev->ctx;
 	struct virtio_mmio *m;
 
-	if (n >= VIRTIO_MMIO_MAX_DEVICES)
-		return err_set(err, KEEL_ERR_TOO_LARGE,
-			       "%s: no interrupt line left for another virtio-mmio device (%d at most)",
-			       vdev->name, VIRTIO_MMIO_MAX_DEVICES);
 	if (vdev->config_size > VIRTIO_MMIO_SIZE - MMIO_CONFIG)
 		return err_set(err, KEEL_ERR_INVALID,
 			       "%s: %u bytes of device configuration (virtio-mmio has room for %d)",
@@ -400,14 +393,14 @@ int virtio_mmio_attach(struct keel_vm *vm, struct virtio_dev *vdev, keel_error *
 	if (!m)
 		return err_set(err, KEEL_ERR_NOMEM, "out of memory attaching %s", vdev->name);
 	m->vdev = vdev;
-	m->vm = vm;
-	m->base = LAYOUT_VIRTIO_MMIO + (uint64_t)n * VIRTIO_MMIO_STRIDE;
-	m->irq = mmio_irqs[n];
+	m->ctx = ctx;
+	m->base = base;
+	m->irq = irq;
 	m->bdev = (struct bus_dev){ .ops = &vmmio_ops, .name = vdev->name };
 	pthread_mutex_init(&m->irq_lock, NULL);
 	vdev->transport = &vmmio_transport;
 	vdev->transport_priv = m;
-	if (bus_add(vm->mmio, &m->bdev, m->base, VIRTIO_MMIO_SIZE, err) < 0) {
+	if (bus_add(ctx->mmio, &m->bdev, m->base, VIRTIO_MMIO_SIZE, err) < 0) {
 		err_prefix(err, "%s", vdev->name);
 		vdev->transport = NULL;
 		vdev->transport_priv = NULL;
@@ -418,41 +411,19 @@ int virtio_mmio_attach(struct keel_vm *vm, struct virtio_dev *vdev, keel_error *
 	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
 		keel_error *e = NULL;
 
-		if (ioeventfd_assign_match(&vm->kvm, vdev->kick_fd[q], m->base + MMIO_QUEUE_NOTIFY, 4,
+		if (ioeventfd_assign_match(ctx->kvm, vdev->kick_fd[q], m->base + MMIO_QUEUE_NOTIFY, 4,
 					   false, q, &e) == 0) {
 			m->ioev[q] = true;
 			continue;
 		}
 		/* Kicks still work, through a VM exit and reg_write(). */
 		if (q == 0)
-			vm_log(vm, KEEL_LOG_WARNING, "%s: kicks take the slow path: %s", vdev->name,
+			log_msg(&ctx->log, KEEL_LOG_WARNING, "%s: kicks take the slow path: %s", vdev->name,
 			       keel_error_get_message(e));
 		keel_error_free(e);
 	}
 	m->node = (struct vdev){ .name = vdev->name, .reset = vmmio_vdev_reset,
 				 .destroy = vmmio_destroy };
-	vm_add_vdev(vm, &m->node);
-	vm->nr_virtio_mmio = n + 1;
+	devctx_add(ctx, &m->node);
 	return 0;
-}
-
-int virtio_mmio_cmdline(struct keel_vm *vm, char *buf, size_t len)
-{
-	size_t start = strnlen(buf, len), pos = start;
-
-	if (start >= len)
-		return -1;
-	for (unsigned int n = 0; n < vm->nr_virtio_mmio; n++) {
-		int w = snprintf(buf + pos, len - pos, " virtio_mmio.device=0x%x@0x%" PRIx64 ":%u",
-				 VIRTIO_MMIO_SIZE,
-				 (uint64_t)(LAYOUT_VIRTIO_MMIO + (uint64_t)n * VIRTIO_MMIO_STRIDE),
-				 mmio_irqs[n]);
-
-		if (w < 0 || (size_t)w >= len - pos) {
-			buf[start] = '\0';
-			return -1;
-		}
-		pos += (size_t)w;
-	}
-	return (int)(pos - start);
 }

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Configuration objects' internals (the public API hides them). */
-#ifndef KEEL_CORE_CONFIG_H
-#define KEEL_CORE_CONFIG_H
+/*
+ * The configuration objects' internals (the public API hides them).  The
+ * devices and back ends a configuration describes read these; only
+ * config/ writes them.
+ */
+#ifndef KEEL_CONFIG_OBJECTS_H
+#define KEEL_CONFIG_OBJECTS_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -10,6 +14,7 @@
 
 #define CFG_MAX_SERIAL 4
 #define CFG_MAX_NICS 16
+#define CFG_MAX_VIRTIO_MMIO 8  /* one free ISA interrupt line each */
 
 enum serial_kind {
 	SERIAL_STDIO,
@@ -125,31 +130,5 @@ struct vm_config {
 struct keel_config {
 	struct vm_config c;
 };
-
-/* Deep copy (descriptors are duplicated); on failure `dst` is left empty. */
-int vm_config_copy(struct vm_config *dst, const struct vm_config *src, keel_error **err);
-void vm_config_fini(struct vm_config *cfg);
-int vm_config_validate(const struct vm_config *cfg, keel_error **err);
-
-struct keel_serial_attachment *serial_attachment_dup(const struct keel_serial_attachment *src,
-						     keel_error **err);
-
-/* Device configurations (core/devices.c). */
-int dev_list_add(struct dev_list *l, void *item);
-int devices_copy(struct vm_config *dst, const struct vm_config *src, keel_error **err);
-void devices_fini(struct vm_config *cfg);
-int devices_validate(const struct vm_config *cfg, keel_error **err);
-
-/* Network configuration objects (core/netcfg.c). */
-struct keel_network_attachment *net_attachment_dup(const struct keel_network_attachment *src,
-						   keel_error **err);
-int net_attachment_validate(const struct keel_network_attachment *att, const char *what,
-			    keel_error **err);
-struct keel_network_device *net_device_dup(const struct keel_network_device *src,
-					   keel_error **err);
-/* A NAT subnet "A.B.C.D/N" (8 <= N <= 27) into network and mask. */
-struct in_addr;
-int nat_subnet_parse(const char *cidr, const char *what, struct in_addr *net,
-		     struct in_addr *mask, keel_error **err);
 
 #endif

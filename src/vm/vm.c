@@ -2,8 +2,9 @@
 /*
  * The VM object: creation from a configuration, the run state machine and
  * its notifications.  Locking: vm->lock protects the state fields; vCPU
- * threads park on vm->cond; the end of a run is handled on the VM's event
- * thread (control_fd), which is also where state callbacks run.
+ * threads park on vm->cond (vcpu_wait_runnable); the end of a run is
+ * handled on the VM's event thread (control_fd), which is also where state
+ * callbacks run.  The machine itself is built by board/machine.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -15,19 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "boot/boot.h"
-#include "bus/bus.h"
+#include "board/machine.h"
 #include "core/loop.h"
 #include "core/util.h"
-#include "core/vm.h"
-#include "dev/legacy.h"
-#include "kvm/vcpu.h"
-#include "pci/pci.h"
-#include "virtio/devices.h"
-#include "x86/layout.h"
-#include "x86/x86.h"
-
-#define KEEL_VERSION "0.1.0"
+#include "vm/vm.h"
+#include "x86/vcpu.h"
 
 const char *keel_version(void)
 {
@@ -59,24 +52,6 @@ const char *keel_stop_reason_name(keel_stop_reason reason)
 	if ((unsigned int)reason < sizeof(names) / sizeof(names[0]))
 		return names[reason];
 	return "unknown";
-}
-
-static void efd_signal(int fd)
-{
-	uint64_t one = 1;
-
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
-		/* Only fails when the counter would overflow: already signalled. */
-	}
-}
-
-static void efd_drain(int fd)
-{
-	uint64_t v;
-
-	if (read(fd, &v, sizeof(v)) < 0) {
-		/* EAGAIN: nothing pending. */
-	}
 }
 
 /* Called with vm->lock held. */
@@ -124,59 +99,6 @@ static void vm_notify_cb(void *opaque, uint32_t events)
 	}
 }
 
-void vm_log(struct keel_vm *vm, keel_log_level level, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	if (!vm->cfg.log_cb || level > vm->cfg.log_level)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	vm->cfg.log_cb(level, msg, vm->cfg.log_opaque);
-}
-
-void vm_log_limited(struct keel_vm *vm, struct log_ratelimit *rl, keel_log_level level,
-		    const char *fmt, ...)
-{
-	uint64_t now;
-	char msg[1024];
-	va_list ap;
-
-	if (!vm->cfg.log_cb || level > vm->cfg.log_level)
-		return;
-	now = (uint64_t)mono_ns();
-	if (!rl->window_ns || now - rl->window_ns >= 1000000000ULL) {
-		rl->window_ns = now;
-		rl->count = 0;
-	}
-	if (rl->count >= (rl->burst ? rl->burst : 1)) {
-		rl->suppressed++;
-		return;
-	}
-	rl->count++;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (rl->suppressed)
-		vm_log(vm, level, "%s (%u similar message(s) suppressed)", msg, rl->suppressed);
-	else
-		vm_log(vm, level, "%s", msg);
-	rl->suppressed = 0;
-}
-
-void vm_add_vdev(struct keel_vm *vm, struct vdev *dev)
-{
-	dev->next = vm->devs;
-	vm->devs = dev;
-}
-
-void vm_irq_line(struct keel_vm *vm, unsigned int gsi, int level)
-{
-	kvm_irq_line(&vm->kvm, gsi, level);
-}
-
 /* Called with vm->lock held. */
 static void vm_kick_all(struct keel_vm *vm)
 {
@@ -186,7 +108,8 @@ static void vm_kick_all(struct keel_vm *vm)
 		vcpu_kick(&vm->vcpus[i]);
 }
 
-void vm_request_stop(struct keel_vm *vm, keel_stop_reason reason, keel_error *detail)
+/* Ends the current run with `reason` (first caller wins); see devctx_ops. */
+static void vm_request_stop(struct keel_vm *vm, keel_stop_reason reason, keel_error *detail)
 {
 	pthread_mutex_lock(&vm->lock);
 	if (vm->reason == KEEL_STOP_NONE) {
@@ -201,65 +124,47 @@ void vm_request_stop(struct keel_vm *vm, keel_stop_reason reason, keel_error *de
 	keel_error_free(detail);
 }
 
-/*
- * The kernel command line: the configured one, plus what the machine must
- * tell a Linux guest (virtio-mmio devices have no bus to be found on).
- */
-static int vm_cmdline(struct keel_vm *vm, char *buf, size_t len, keel_error **err)
+static void request_stop(void *owner, keel_stop_reason reason, keel_error *detail)
 {
-	size_t n = (size_t)snprintf(buf, len, "%s", vm->cfg.boot->cmdline);
-
-	if (n >= len || virtio_mmio_cmdline(vm, buf + n, len - n) < 0)
-		return err_set(err, KEEL_ERR_TOO_LARGE,
-			       "kernel command line with the virtio-mmio devices exceeds %zu bytes",
-			       len - 1);
-	return 0;
+	vm_request_stop(owner, reason, detail);
 }
 
-/*
- * Puts guest RAM and the vCPUs in their power-on state with the boot
- * loader's image loaded.  `reload` is set when a previous run left state.
- */
-static int vm_load(struct keel_vm *vm, bool reload, keel_error **err)
-{
-	const struct keel_boot_loader *bl = vm->cfg.boot;
-	struct mp_pci_irq pci_irqs[PCI_MAX_SLOTS];
-	struct boot_entry entry;
-	char *cmdline;
-	int ret;
-	int nr_pci;
+static const struct devctx_ops vm_devctx_ops = { .request_stop = request_stop };
 
-	if (reload) {
-		mem_clear(&vm->mem);
-		if (x86_platform_restore(vm, vm->power_on, err) < 0)
-			return -1;
-		for (struct vdev *d = vm->devs; d; d = d->next)
-			if (d->reset)
-				d->reset(d);
-		for (unsigned int i = 0; i < vm->cfg.cpus; i++)
-			if (x86_vcpu_setup(&vm->vcpus[i], vm->cfg.cpus, err) < 0)
-				return -1;
+/* vcpu_ops: a vCPU thread waits here while the VM is paused. */
+static bool vcpu_wait_runnable(void *owner)
+{
+	struct keel_vm *vm = owner;
+	bool go;
+
+	pthread_mutex_lock(&vm->lock);
+	while (vm->pause_requested && !vm->stop_requested) {
+		vm->vcpus_parked++;
+		pthread_cond_broadcast(&vm->cond);
+		pthread_cond_wait(&vm->cond, &vm->lock);
+		vm->vcpus_parked--;
 	}
-	x86_write_boot_tables(&vm->mem);
-	nr_pci = pci_intx_routes(vm, pci_irqs, PCI_MAX_SLOTS);
-	if (mptable_write(&vm->mem, vm->cfg.cpus, pci_irqs, nr_pci, err) < 0)
-		return -1;
-	cmdline = malloc(LAYOUT_CMDLINE_MAX);
-	if (!cmdline)
-		return err_set(err, KEEL_ERR_NOMEM, "out of memory building the command line");
-	ret = vm_cmdline(vm, cmdline, LAYOUT_CMDLINE_MAX, err);
-	if (ret == 0)
-		ret = boot_load_files(&vm->mem, bl->kernel, bl->initrd, cmdline, &entry, err);
-	free(cmdline);
-	if (ret < 0)
-		return -1;
-	if (x86_vcpu_set_entry(&vm->vcpus[0], &entry, err) < 0)
-		return -1;
-	for (unsigned int i = 1; i < vm->cfg.cpus; i++)
-		if (x86_vcpu_set_waiting(&vm->vcpus[i], err) < 0)
-			return -1;
-	return 0;
+	go = !vm->stop_requested;
+	pthread_mutex_unlock(&vm->lock);
+	return go;
 }
+
+/* vcpu_ops: the last vCPU thread to leave has the event thread end the run. */
+static void vcpu_left(void *owner)
+{
+	struct keel_vm *vm = owner;
+
+	pthread_mutex_lock(&vm->lock);
+	if (--vm->vcpus_running == 0)
+		efd_signal(vm->control_fd);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static const struct vcpu_ops vm_vcpu_ops = {
+	.wait_runnable = vcpu_wait_runnable,
+	.left = vcpu_left,
+};
 
 /*
  * Starts every vCPU thread; called with vm->lock held and the run flags
@@ -328,7 +233,7 @@ static void vm_collect(struct keel_vm *vm)
 	if (restart) {
 		vm_clear_run_flags(vm);
 		pthread_mutex_unlock(&vm->lock);
-		if (vm_load(vm, true, &err) == 0) {
+		if (machine_load(vm->machine, vm->vcpus, true, &err) == 0) {
 			pthread_mutex_lock(&vm->lock);
 			if (!vm->stop_requested && vm_start_vcpus(vm, &err) == 0) {
 				pthread_mutex_unlock(&vm->lock);
@@ -373,43 +278,6 @@ static int make_efd(int *fd, keel_error **err)
 	return 0;
 }
 
-static int vm_create_devices(struct keel_vm *vm, keel_error **err)
-{
-	if (irq_routing_init(&vm->irq, &vm->kvm, err) < 0 || pci_host_create(vm, err) < 0)
-		return -1;
-	for (int i = 0; i < vm->cfg.nr_serial; i++)
-		if (uart_create(vm, i, vm->cfg.serial[i], err) < 0)
-			return -1;
-	if (i8042_create(vm, err) < 0 || rtc_create(vm, err) < 0 || port80_create(vm, err) < 0)
-		return -1;
-	for (int i = 0; i < vm->cfg.disks.nr; i++)
-		if (virtio_blk_create(vm, vm->cfg.disks.items[i], err) < 0)
-			return -1;
-	for (int i = 0; i < vm->cfg.rngs.nr; i++)
-		if (virtio_rng_create(vm, vm->cfg.rngs.items[i], err) < 0)
-			return -1;
-	for (int i = 0; i < vm->cfg.consoles.nr; i++)
-		if (virtio_console_create(vm, vm->cfg.consoles.items[i], err) < 0)
-			return -1;
-	for (int i = 0; i < vm->cfg.nics.nr; i++)
-		if (virtio_net_create(vm, i, vm->cfg.nics.items[i], err) < 0)
-			return -1;
-	return 0;
-}
-
-static int vm_create_memory(struct keel_vm *vm, keel_error **err)
-{
-	if (mem_init(&vm->mem, vm->cfg.mem_size, vm->cfg.hugepages, err) < 0)
-		return -1;
-	for (int i = 0; i < vm->mem.nr_regions; i++) {
-		struct mem_region *r = &vm->mem.region[i];
-
-		if (kvm_set_memory(&vm->kvm, (uint32_t)i, r->gpa, r->size, r->host, err) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 static int vm_init(struct keel_vm *vm, const keel_config *cfg, keel_error **err)
 {
 	if (vm_config_copy(&vm->cfg, &cfg->c, err) < 0)
@@ -419,28 +287,24 @@ static int vm_init(struct keel_vm *vm, const keel_config *cfg, keel_error **err)
 		return -1;
 	if (kvm_open(&vm->kvm, err) < 0 || kvm_create_vm(&vm->kvm, err) < 0)
 		return -1;
-	if (vm_create_memory(vm, err) < 0)
-		return -1;
-	if (!(vm->pio = bus_new("port I/O", err)) || !(vm->mmio = bus_new("MMIO", err)))
-		return -1;
 	if (!(vm->loop = loop_new(err)) || loop_start(vm->loop, err) < 0)
 		return -1;
 	if (loop_add(vm->loop, vm->control_fd, EPOLLIN, vm_control_cb, vm, err) < 0 ||
 	    loop_add(vm->loop, vm->notify_fd, EPOLLIN, vm_notify_cb, vm, err) < 0)
 		return -1;
-	if (vm_create_devices(vm, err) < 0)
+	vm->machine = machine_new(&vm->cfg, &vm->kvm, vm->loop, &vm_devctx_ops, vm, err);
+	if (!vm->machine)
 		return -1;
 	vm->vcpus = calloc(vm->cfg.cpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating vCPUs");
 	for (unsigned int i = 0; i < vm->cfg.cpus; i++) {
 		vm->vcpus[i].fd = -1;
-		if (vcpu_init(&vm->vcpus[i], vm, i, err) < 0)
+		if (vcpu_init(&vm->vcpus[i], &vm->kvm, machine_devctx(vm->machine), i, &vm_vcpu_ops,
+			      vm, err) < 0)
 			return -1;
 	}
-	if (!(vm->power_on = x86_platform_save(vm, err)))
-		return -1;
-	return vm_load(vm, false, err);
+	return machine_load(vm->machine, vm->vcpus, false, err);
 }
 
 keel_vm *keel_vm_new(const keel_config *cfg, keel_error **err)
@@ -460,7 +324,6 @@ keel_vm *keel_vm_new(const keel_config *cfg, keel_error **err)
 		return NULL;
 	}
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
-	vm->mem.fd = -1;
 	vm->control_fd = vm->state_fd = vm->notify_fd = -1;
 	vm->state = KEEL_VM_STOPPED;
 	pthread_mutex_init(&vm->lock, NULL);
@@ -491,22 +354,12 @@ void keel_vm_free(keel_vm *vm)
 		loop_del(vm->loop, vm->control_fd);
 		loop_del(vm->loop, vm->notify_fd);
 	}
-	while (vm->devs) {
-		struct vdev *d = vm->devs;
-
-		vm->devs = d->next;
-		d->destroy(d);
-	}
-	loop_free(vm->loop);
 	if (vm->vcpus)
 		for (unsigned int i = 0; i < vm->cfg.cpus; i++)
 			vcpu_fini(&vm->vcpus[i]);
 	free(vm->vcpus);
-	x86_platform_state_free(vm->power_on);
-	irq_routing_fini(&vm->irq);
-	bus_free(vm->pio);
-	bus_free(vm->mmio);
-	mem_fini(&vm->mem);
+	machine_free(vm->machine);
+	loop_free(vm->loop);
 	kvm_close(&vm->kvm);
 	vm_config_fini(&vm->cfg);
 	keel_error_free(vm->stop_err);
@@ -544,7 +397,7 @@ int keel_vm_start(keel_vm *vm, keel_error **err)
 	vm_set_state(vm, KEEL_VM_STARTING);
 	pthread_mutex_unlock(&vm->lock);
 
-	ret = reload ? vm_load(vm, true, err) : 0;
+	ret = reload ? machine_load(vm->machine, vm->vcpus, true, err) : 0;
 
 	pthread_mutex_lock(&vm->lock);
 	if (ret == 0 && vm->stop_requested)

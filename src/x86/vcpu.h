@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* A vCPU: its KVM descriptor, its thread and its run loop. */
+#ifndef KEEL_X86_VCPU_H
+#define KEEL_X86_VCPU_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "core/error.h"
+
+struct devctx;
+struct kvm;
+struct kvm_run;
+
+/*
+ * What the VM core answers for its vCPU threads: the run state machine
+ * stays in the core (vm/vm.c), the run loop here.
+ */
+struct vcpu_ops {
+	/* Blocks while the VM is paused; false when the vCPU must leave its loop. */
+	bool (*wait_runnable)(void *owner);
+	/* The thread leaves its loop (the last one to leave ends the run). */
+	void (*left)(void *owner);
+};
+
+struct vcpu {
+	struct kvm *kvm;
+	struct devctx *ctx;     /* buses for exits, guest memory, stop requests */
+	const struct vcpu_ops *ops;
+	void *owner;
+	unsigned int id;
+	int fd;
+	struct kvm_run *run;
+	int run_size;
+	pthread_t thread;
+	bool thread_live;       /* started and not yet joined */
+};
+
+/* vCPU `id` at power-on (x86_vcpu_setup); its thread starts in vcpu_start(). */
+int vcpu_init(struct vcpu *vcpu, struct kvm *kvm, struct devctx *ctx, unsigned int id,
+	      const struct vcpu_ops *ops, void *owner, keel_error **err);
+void vcpu_fini(struct vcpu *vcpu);
+int vcpu_start(struct vcpu *vcpu, keel_error **err);
+/* Makes the vCPU leave KVM_RUN soon (it then looks at the VM's requests). */
+void vcpu_kick(struct vcpu *vcpu);
+void vcpu_join(struct vcpu *vcpu);
+
+#endif
