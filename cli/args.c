@@ -40,10 +40,18 @@ void cli_usage(FILE *stream)
 		"                           to the kernel command line)\n"
 		"      --on-reset ACTION    when the guest resets: stop (default) or restart\n"
 		"      --hugepages          back guest RAM with 2 MiB huge pages\n"
+		"      --stop-timeout S     on SIGINT/SIGTERM (or Ctrl-A x on the console) keel\n"
+		"                           presses the guest's ACPI power button; it stops the\n"
+		"                           VM if the guest has not powered off after S seconds\n"
+		"                           (default 30), at a second request, or at once when\n"
+		"                           S is 0 or the guest does not listen; SIGHUP stops it\n"
 		"  -h, --help               this text\n"
 		"\n"
+		"On a terminal, keys go to the guest; Ctrl-A h lists keel's commands.\n"
+		"\n"
 		"exit status: 0 guest powered off, 1 keel error, 2 usage error,\n"
-		"             3 guest reset, 4 triple fault, 5 internal error, 6 stopped by signal\n");
+		"             3 guest reset, 4 triple fault, 5 internal error, 6 stopped by keel\n"
+		"             (signal or console), 7 guest halted (every vCPU stopped for good)\n");
 }
 
 uint64_t cli_parse_size(const char *s)
@@ -71,7 +79,10 @@ uint64_t cli_parse_size(const char *s)
 	return v * mul;
 }
 
-enum { OPT_ON_RESET = 256, OPT_HUGEPAGES, OPT_RNG, OPT_CONSOLE, OPT_TRANSPORT };
+enum { OPT_ON_RESET = 256, OPT_HUGEPAGES, OPT_RNG, OPT_CONSOLE, OPT_TRANSPORT, OPT_STOP_TIMEOUT };
+
+#define STOP_TIMEOUT_DEFAULT 30
+#define STOP_TIMEOUT_MAX 86400
 
 static bool serial_spec_ok(const char *spec)
 {
@@ -95,6 +106,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "net", required_argument, NULL, 'n' },
+		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -105,6 +117,8 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 	run->cpus = 1;
 	run->memory = 128ULL << 20;
 	run->cmdline = "";
+	run->stop_timeout = STOP_TIMEOUT_DEFAULT;
+	run->stdio_in = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:m:k:i:a:s:d:n:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -199,6 +213,19 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 				return -1;
 			}
 			break;
+		case OPT_STOP_TIMEOUT: {
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || !*optarg || v < 0 || v > STOP_TIMEOUT_MAX) {
+				fprintf(stderr, "keel: --stop-timeout '%s': not a number of seconds from 0 to %d\n",
+					optarg, STOP_TIMEOUT_MAX);
+				return -1;
+			}
+			run->stop_timeout = (int)v;
+			break;
+		}
 		case 'h':
 			cli_usage(stdout);
 			exit(0);
@@ -239,7 +266,7 @@ keel_config *cli_build_config(const struct cli_run *run, keel_error **err)
 	keel_config_set_boot_loader(cfg, bl);
 	keel_config_set_virtio_transport(cfg, run->transport);
 	for (int i = 0; i < run->nr_serial; i++) {
-		keel_serial_attachment *att = cli_serial_attachment(run->serial[i], err);
+		keel_serial_attachment *att = cli_serial_attachment(run->serial[i], run->stdio_in, err);
 
 		if (!att)
 			goto fail;
@@ -278,7 +305,7 @@ keel_config *cli_build_config(const struct cli_run *run, keel_error **err)
 		keel_config_add_entropy_device(cfg, rng);
 	}
 	for (int i = 0; i < run->nr_consoles; i++) {
-		keel_serial_attachment *att = cli_serial_attachment(run->consoles[i], err);
+		keel_serial_attachment *att = cli_serial_attachment(run->consoles[i], run->stdio_in, err);
 		keel_console_device *con = att ? keel_virtio_console_device_new(att, err) : NULL;
 
 		if (!con)
@@ -318,7 +345,7 @@ static int accept_one(const char *path, char *msg, size_t msg_len)
 	return fd;
 }
 
-keel_serial_attachment *cli_serial_attachment(const char *spec, keel_error **err)
+keel_serial_attachment *cli_serial_attachment(const char *spec, int stdio_in, keel_error **err)
 {
 	if (!strncmp(spec, "socket:", 7)) {
 		keel_serial_attachment *att;
@@ -335,7 +362,8 @@ keel_serial_attachment *cli_serial_attachment(const char *spec, keel_error **err
 		return att;
 	}
 	if (!strcmp(spec, "stdio"))
-		return keel_serial_attachment_new_stdio(err);
+		return stdio_in >= 0 ? keel_serial_attachment_new_fds(stdio_in, STDOUT_FILENO, err) :
+				       keel_serial_attachment_new_stdio(err);
 	if (!strcmp(spec, "none"))
 		return keel_serial_attachment_new_fds(-1, -1, err);
 	if (!strncmp(spec, "fd:", 3)) {

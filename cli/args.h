@@ -31,6 +31,8 @@ struct cli_run {
 	int nr_rngs;
 	uint64_t rng_rate;
 	keel_virtio_transport transport;
+	int stop_timeout;       /* --stop-timeout: seconds after a stop request; 0: stop at once */
+	int stdio_in;           /* "stdio" reads this descriptor instead of stdin; -1: stdin */
 };
 
 /* Parses `keel run` flags (argv[0] is "run"); on error prints to stderr. */
@@ -38,10 +40,11 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run);
 /* Parses "512M", "2G", "1048576K" or plain MiB ("512"); 0 on error. */
 uint64_t cli_parse_size(const char *s);
 /*
- * A serial attachment from "stdio", "file:PATH", "fd:N" (one descriptor for
- * both directions, inherited from the caller) or "none"; NULL and *err on error.
+ * A serial attachment from "stdio" (input from `stdio_in` when it is not
+ * -1), "file:PATH", "fd:N" (one descriptor for both directions, inherited
+ * from the caller) or "none"; NULL and *err on error.
  */
-keel_serial_attachment *cli_serial_attachment(const char *spec, keel_error **err);
+keel_serial_attachment *cli_serial_attachment(const char *spec, int stdio_in, keel_error **err);
 /* A virtio-blk device from "PATH[,ro][,sync=...][,cache=...][,serial=...][,queues=N]". */
 keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len);
 /*

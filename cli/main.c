@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* keel: the command-line front end.  Uses only the public API. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,11 +9,13 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <keel/keel.h>
 
 #include "args.h"
+#include "console.h"
 
 enum {
 	EXIT_POWEROFF = 0,
@@ -22,6 +25,7 @@ enum {
 	EXIT_TRIPLE_FAULT = 4,
 	EXIT_INTERNAL = 5,
 	EXIT_SIGNAL = 6,
+	EXIT_HALTED = 7,
 };
 
 static int fail(keel_error *err)
@@ -31,7 +35,11 @@ static int fail(keel_error *err)
 	return EXIT_KEEL_ERROR;
 }
 
-/* Raw terminal for an interactive console; Ctrl-C still stops keel. */
+/*
+ * Raw terminal for the interactive console: no echo, no line editing, and
+ * no signals from keys, so Ctrl-C reaches the guest (keel's own commands
+ * come after Ctrl-A: console.h).
+ */
 static bool tty_raw(struct termios *saved)
 {
 	struct termios t;
@@ -40,7 +48,7 @@ static bool tty_raw(struct termios *saved)
 		return false;
 	t = *saved;
 	t.c_iflag &= ~(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
-	t.c_lflag &= ~(ECHO | ECHONL | ICANON | IEXTEN);
+	t.c_lflag &= ~(ECHO | ECHONL | ICANON | IEXTEN | ISIG);
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	return tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
@@ -53,32 +61,126 @@ static int exit_status(keel_stop_reason reason)
 	case KEEL_STOP_RESET: return EXIT_RESET;
 	case KEEL_STOP_TRIPLE_FAULT: return EXIT_TRIPLE_FAULT;
 	case KEEL_STOP_REQUESTED: return EXIT_SIGNAL;
+	case KEEL_STOP_HALTED: return EXIT_HALTED;
 	default: return EXIT_INTERNAL;
 	}
 }
 
-/* Waits for the VM to end or a signal to arrive; returns the exit status. */
-static int run_until_end(keel_vm *vm, int sig_fd)
+static int64_t now_ms(void)
 {
-	struct pollfd pfd[2] = {
-		{ .fd = keel_vm_get_state_fd(vm), .events = POLLIN },
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Stopping like a PC's power button: the first request presses it (the
+ * guest shuts down and powers off), a second one or the timeout holds it
+ * down (the VM is stopped).
+ */
+struct stopper {
+	keel_vm *vm;
+	int timeout_s;          /* 0: never ask, stop at once */
+	bool asked;
+	int64_t deadline;       /* now_ms() when the stop is forced */
+};
+
+static void force_stop(struct stopper *st, const char *why)
+{
+	fprintf(stderr, "keel: %s; stopping the VM\r\n", why);
+	keel_vm_stop(st->vm, NULL);
+}
+
+static void request_stop(struct stopper *st, const char *why, const char *again)
+{
+	keel_error *err = NULL;
+	char msg[512];
+
+	if (st->asked || !st->timeout_s) {
+		force_stop(st, why);
+		return;
+	}
+	if (keel_vm_request_stop(st->vm, &err) < 0) {
+		snprintf(msg, sizeof(msg), "%s: %s", why, keel_error_get_message(err));
+		keel_error_free(err);
+		force_stop(st, msg);
+		return;
+	}
+	st->asked = true;
+	st->deadline = now_ms() + (int64_t)st->timeout_s * 1000;
+	fprintf(stderr, "keel: %s: asked the guest to power off (%s, or %d s, stops it)\r\n", why,
+		again, st->timeout_s);
+}
+
+/* Terminal input for the guest's console, with keel's escape commands taken out. */
+static void relay_input(struct stopper *st, struct console_esc *esc, int out_fd, bool *open)
+{
+	enum console_action action;
+	uint8_t buf[4096];
+	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+	size_t len;
+
+	if (n <= 0) {
+		if (n == 0 || (errno != EINTR && errno != EAGAIN))
+			*open = false;  /* the terminal is gone; the guest keeps running */
+		return;
+	}
+	len = console_filter(esc, buf, (size_t)n, &action);
+	/* Typing faster than the guest reads a 64 KiB pipe: the rest is dropped. */
+	if (len && write(out_fd, buf, len) < 0 && errno != EAGAIN) {
+		/* The guest side is gone: the VM is ending. */
+	}
+	if (action == CONSOLE_HELP && write(STDERR_FILENO, CONSOLE_HELP_TEXT,
+					    sizeof(CONSOLE_HELP_TEXT) - 1) < 0) {
+		/* Nowhere to tell. */
+	}
+	if (action == CONSOLE_STOP)
+		request_stop(st, "Ctrl-A x", "Ctrl-A x again");
+}
+
+/* Waits for the VM to end; signals and console commands stop it.  Returns the exit status. */
+static int run_until_end(struct stopper *st, int sig_fd, int relay_fd)
+{
+	struct pollfd pfd[3] = {
+		{ .fd = keel_vm_get_state_fd(st->vm), .events = POLLIN },
 		{ .fd = sig_fd, .events = POLLIN },
+		{ .fd = relay_fd >= 0 ? STDIN_FILENO : -1, .events = POLLIN },
 	};
+	struct console_esc esc = { 0 };
+	bool input_open = relay_fd >= 0;
 	keel_error *err = NULL;
 	keel_stop_reason reason;
 
 	for (;;) {
-		keel_vm_state st;
+		int timeout = st->asked ? (int)(st->deadline - now_ms()) : -1;
+		keel_vm_state state;
 
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+		if (st->asked && timeout <= 0) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "the guest did not power off within %d s",
+				 st->timeout_s);
+			force_stop(st, why);
+			st->asked = false;
+		}
+		pfd[2].fd = input_open ? STDIN_FILENO : -1;
+		if (poll(pfd, 3, st->asked ? (timeout > 0 ? timeout : 0) : -1) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
-			if (read(sig_fd, &si, sizeof(si)) > 0)
-				fprintf(stderr, "keel: %s, stopping the VM\n", strsignal((int)si.ssi_signo));
-			keel_vm_stop(vm, NULL);
+			if (read(sig_fd, &si, sizeof(si)) > 0) {
+				const char *name = strsignal((int)si.ssi_signo);
+
+				if (si.ssi_signo == SIGHUP)
+					force_stop(st, name);
+				else
+					request_stop(st, name, "the signal again");
+			}
 		}
+		if (pfd[2].revents & (POLLIN | POLLHUP | POLLERR))
+			relay_input(st, &esc, relay_fd, &input_open);
 		if (pfd[0].revents & POLLIN) {
 			uint64_t v;
 
@@ -86,11 +188,11 @@ static int run_until_end(keel_vm *vm, int sig_fd)
 				/* Level state is read below anyway. */
 			}
 		}
-		st = keel_vm_get_state(vm);
-		if (st == KEEL_VM_STOPPED || st == KEEL_VM_ERROR)
+		state = keel_vm_get_state(st->vm);
+		if (state == KEEL_VM_STOPPED || state == KEEL_VM_ERROR)
 			break;
 	}
-	reason = keel_vm_wait(vm, -1, &err);
+	reason = keel_vm_wait(st->vm, -1, &err);
 	if (err) {
 		fprintf(stderr, "keel: guest stopped: %s: %s\n", keel_stop_reason_name(reason),
 			keel_error_get_message(err));
@@ -101,23 +203,47 @@ static int run_until_end(keel_vm *vm, int sig_fd)
 	return exit_status(reason);
 }
 
+/*
+ * With a serial port on a terminal, keel reads the terminal itself and
+ * hands the guest its keys through a pipe (console.h); returns the pipe's
+ * write end, or -1 (stdin goes to the guest as it is).
+ */
+static int open_relay(struct cli_run *run, struct termios *saved, bool *raw)
+{
+	bool stdio = false;
+	int p[2];
+
+	for (int i = 0; i < run->nr_serial; i++)
+		stdio |= !strcmp(run->serial[i], "stdio");
+	for (int i = 0; i < run->nr_consoles; i++)
+		stdio |= !strcmp(run->consoles[i], "stdio");
+	if (!stdio || !isatty(STDIN_FILENO) || pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	if (!(*raw = tty_raw(saved))) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	fcntl(p[1], F_SETFL, O_NONBLOCK);
+	run->stdio_in = p[0];
+	fprintf(stderr, "keel: console on this terminal; Ctrl-A x asks the guest to power off, Ctrl-A h: help\r\n");
+	return p[1];
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct termios saved;
 	struct cli_run run;
+	struct stopper st = { 0 };
 	keel_error *err = NULL;
 	keel_config *cfg;
 	keel_vm *vm;
 	sigset_t sigs;
 	bool raw = false;
-	int sig_fd, status;
+	int sig_fd, relay_fd, status;
 
 	if (cli_parse_run(argc, argv, &run) < 0)
 		return EXIT_USAGE;
-	cfg = cli_build_config(&run, &err);
-	if (!cfg)
-		return err ? fail(err) : EXIT_USAGE;    /* usage errors are already printed */
-
 	/* Blocked before keel starts threads, so only the signalfd sees them. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -126,21 +252,26 @@ static int cmd_run(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
 
-	vm = keel_vm_new(cfg, &err);
+	relay_fd = open_relay(&run, &saved, &raw);
+	cfg = cli_build_config(&run, &err);
+	if (run.stdio_in >= 0)
+		close(run.stdio_in);    /* the attachments hold their own copies */
+	vm = cfg ? keel_vm_new(cfg, &err) : NULL;
 	keel_config_free(cfg);
-	if (!vm)
-		return fail(err);
-	for (int i = 0; i < run.nr_serial; i++)
-		if (!strcmp(run.serial[i], "stdio"))
-			raw = tty_raw(&saved);
-	if (keel_vm_start(vm, &err) < 0) {
-		status = fail(err);
+	if (!vm) {
+		status = err ? fail(err) : EXIT_USAGE;  /* usage errors are already printed */
 	} else {
-		status = run_until_end(vm, sig_fd);
+		st = (struct stopper){ .vm = vm, .timeout_s = run.stop_timeout };
+		if (keel_vm_start(vm, &err) < 0)
+			status = fail(err);
+		else
+			status = run_until_end(&st, sig_fd, relay_fd);
+		keel_vm_free(vm);
 	}
 	if (raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
-	keel_vm_free(vm);
+	if (relay_fd >= 0)
+		close(relay_fd);
 	close(sig_fd);
 	return status;
 }

@@ -330,6 +330,7 @@ typedef enum keel_stop_reason {
 	KEEL_STOP_TRIPLE_FAULT, /* a vCPU shut down (triple fault) */
 	KEEL_STOP_INTERNAL_ERROR, /* KVM could not run the guest; see the message */
 	KEEL_STOP_REQUESTED,    /* keel_vm_stop() was called */
+	KEEL_STOP_HALTED,       /* every vCPU halted with interrupts off: nothing can wake it */
 } keel_stop_reason;
 
 KEEL_API const char *keel_vm_state_name(keel_vm_state state);
@@ -358,6 +359,17 @@ KEEL_API int keel_vm_resume(keel_vm *vm, keel_error **err);
  * RUNNING to STOPPED or ERROR.
  */
 KEEL_API int keel_vm_stop(keel_vm *vm, keel_error **err);
+/*
+ * Asks the guest to shut down, like pressing a PC's power button: sets the
+ * ACPI fixed power button event and raises the SCI, then returns at once.
+ * A guest that acts on it powers off (keel_vm_wait() reports
+ * KEEL_STOP_POWEROFF).  Fails with KEEL_ERR_STATE when the VM is not
+ * running or the guest cannot be asked: its ACPI has not enabled the power
+ * button event (no ACPI driver, acpi=off, no button driver).  Linux turns
+ * the event into a KEY_POWER input event: something in user space (systemd
+ * logind, acpid) must act on it.
+ */
+KEEL_API int keel_vm_request_stop(keel_vm *vm, keel_error **err);
 
 KEEL_API keel_vm_state keel_vm_get_state(keel_vm *vm);
 

@@ -16,6 +16,7 @@
 #include "bus/bus.h"
 #include "core/util.h"
 #include "dev/i8042.h"
+#include "dev/piix.h"
 #include "dev/port80.h"
 #include "dev/rtc.h"
 #include "dev/uart.h"
@@ -31,8 +32,13 @@
 #include "x86/vcpu.h"
 #include "x86/x86.h"
 
-/* virtio-mmio: one window and one free ISA line each (not the UARTs', i8042's or RTC's). */
-static const uint8_t mmio_irqs[] = { 5, 6, 7, 9, 10, 11, 14, 15 };
+/* The PIIX4 PM function: its I/O block where OVMF puts it, the SCI on IRQ 9. */
+#define PM_BASE         0xb000
+#define SCI_IRQ         9
+#define S5_SLP_TYP      0       /* QEMU's PIIX4 DSDT: soft-off is SLP_TYP 0 */
+
+/* virtio-mmio: one window and one free ISA line each (not the UARTs', i8042's, RTC's or SCI's). */
+static const uint8_t mmio_irqs[] = { 5, 6, 7, 10, 11, 14, 15 };
 #define MMIO_MAX_DEVICES ((int)ARRAY_SIZE(mmio_irqs))
 _Static_assert(ARRAY_SIZE(mmio_irqs) == CFG_MAX_VIRTIO_MMIO, "validation counts these lines");
 
@@ -43,6 +49,7 @@ struct machine {
 	struct irq_routing irq;
 	struct devctx ctx;
 	struct pci_host *pci;
+	struct piix *chipset;                   /* host bridge, ISA bridge, ACPI PM */
 	int nr_mmio;                            /* virtio-mmio windows handed out */
 	struct virtio_net *nics[CFG_MAX_NICS];  /* by index, for the runtime API */
 	int nr_nics;
@@ -117,7 +124,13 @@ static int create_devices(struct machine *m, keel_error **err)
 		.ecam_base = LAYOUT_PCI_ECAM, .ecam_size = LAYOUT_PCI_ECAM_SIZE,
 	};
 
+	const struct piix_config chipset = {
+		.pm_base = PM_BASE, .sci_irq = SCI_IRQ, .s5_slp_typ = S5_SLP_TYP,
+	};
+
 	if (!(m->pci = pci_host_create(&m->ctx, &win, err)))
+		return -1;
+	if (!(m->chipset = piix_create(&m->ctx, m->pci, &chipset, err)))
 		return -1;
 	for (int i = 0; i < c->nr_serial; i++)
 		if (uart_create(&m->ctx, i, c->serial[i], err) < 0)
@@ -188,6 +201,11 @@ void machine_free(struct machine *m)
 struct devctx *machine_devctx(struct machine *m)
 {
 	return &m->ctx;
+}
+
+int machine_power_button(struct machine *m, keel_error **err)
+{
+	return piix_power_button(m->chipset, err);
 }
 
 struct virtio_net *machine_nic(struct machine *m, unsigned int index, keel_error **err)

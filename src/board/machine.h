@@ -42,6 +42,8 @@ struct devctx *machine_devctx(struct machine *m);
  * are reset first.  `vcpus` has cfg->cpus entries.
  */
 int machine_load(struct machine *m, struct vcpu *vcpus, bool reload, keel_error **err);
+/* Presses the ACPI power button (piix.h); -1 when the guest does not listen. */
+int machine_power_button(struct machine *m, keel_error **err);
 /* Network device `index`, or NULL (and err) when there is none. */
 struct virtio_net *machine_nic(struct machine *m, unsigned int index, keel_error **err);
 /*

@@ -14,7 +14,7 @@
 
 #define CFG_MAX_SERIAL 4
 #define CFG_MAX_NICS 16
-#define CFG_MAX_VIRTIO_MMIO 8  /* one free ISA interrupt line each */
+#define CFG_MAX_VIRTIO_MMIO 7  /* one free ISA interrupt line each */
 
 enum serial_kind {
 	SERIAL_STDIO,

@@ -20,11 +20,10 @@ struct pci_host {
 	struct devctx *ctx;
 	pthread_mutex_t lock;           /* config space of every device */
 	uint32_t cf8;
-	struct pci_dev *slot[PCI_MAX_SLOTS];
+	struct pci_dev *fn[PCI_MAX_FNS];        /* bus 0, by devfn */
 	struct pci_windows win;
 	uint64_t mmio_next, io_next;    /* BAR allocation cursors */
 	struct bus_dev cf8_dev, cfc_dev, ecam_dev;
-	struct pci_dev bridge;
 };
 
 
@@ -231,7 +230,7 @@ void pci_config_access(struct pci_host *host, uint8_t bus, uint8_t devfn, uint32
 		return;
 	}
 	pthread_mutex_lock(&host->lock);
-	dev = (bus == 0 && (devfn & 7) == 0) ? host->slot[devfn >> 3] : NULL;
+	dev = bus == 0 ? host->fn[devfn] : NULL;
 	if (!dev) {
 		if (!is_write)
 			memset(data, 0xff, len);
@@ -363,37 +362,57 @@ static int assign_bars(struct pci_host *host, struct pci_dev *dev, keel_error **
 	return 0;
 }
 
+/* With host->lock held: puts `dev` at `devfn` with BARs from the windows. */
+static int place(struct pci_host *host, struct pci_dev *dev, uint8_t devfn, keel_error **err)
+{
+	if (assign_bars(host, dev, err) < 0)
+		return -1;
+	dev->devfn = devfn;
+	dev->host = host;
+	memcpy(dev->cfg_power_on, dev->cfg, sizeof(dev->cfg_power_on));
+	host->fn[devfn] = dev;
+	return 0;
+}
+
 int pci_register(struct pci_host *host, struct pci_dev *dev, keel_error **err)
 {
-	int slot = -1;
+	int slot = -1, ret;
 
 	pthread_mutex_lock(&host->lock);
-	for (int i = 0; i < PCI_MAX_SLOTS; i++) {
-		if (!host->slot[i]) {
-			slot = i;
-			break;
-		}
+	for (int i = 0; i < PCI_MAX_SLOTS && slot < 0; i++) {
+		slot = i;
+		for (int f = 0; f < 8; f++)
+			if (host->fn[i << 3 | f])
+				slot = -1;
 	}
 	if (slot < 0) {
 		pthread_mutex_unlock(&host->lock);
 		return err_set(err, KEEL_ERR_TOO_LARGE, "%s: PCI bus 0 is full (%d slots)", dev->name,
 			       PCI_MAX_SLOTS);
 	}
-	if (assign_bars(host, dev, err) < 0) {
-		pthread_mutex_unlock(&host->lock);
-		return -1;
-	}
-	dev->slot = (uint8_t)slot;
-	dev->host = host;
 	if (slot) {
 		dev->intx_gsi = INTX_FIRST_GSI + slot % 8;
 		dev->cfg[PCI_INTERRUPT_PIN] = 1;        /* INTA# */
 		dev->cfg[PCI_INTERRUPT_LINE] = (uint8_t)dev->intx_gsi;
 	}
-	memcpy(dev->cfg_power_on, dev->cfg, sizeof(dev->cfg_power_on));
-	host->slot[slot] = dev;
+	ret = place(host, dev, (uint8_t)(slot << 3), err);
 	pthread_mutex_unlock(&host->lock);
-	return 0;
+	return ret;
+}
+
+int pci_register_fn(struct pci_host *host, struct pci_dev *dev, uint8_t devfn, keel_error **err)
+{
+	int ret;
+
+	pthread_mutex_lock(&host->lock);
+	if (host->fn[devfn]) {
+		pthread_mutex_unlock(&host->lock);
+		return err_set(err, KEEL_ERR_INVALID, "%s: PCI 00:%02x.%u is taken by %s", dev->name,
+			       devfn >> 3, devfn & 7, host->fn[devfn]->name);
+	}
+	ret = place(host, dev, devfn, err);
+	pthread_mutex_unlock(&host->lock);
+	return ret;
 }
 
 void pci_unregister(struct pci_dev *dev)
@@ -410,8 +429,8 @@ void pci_unregister(struct pci_dev *dev)
 			bus_del(bar->kind == PCI_BAR_IO ? dev->ctx->pio : dev->ctx->mmio, &bar->region);
 		bar->mapped = false;
 	}
-	if (host->slot[dev->slot] == dev)
-		host->slot[dev->slot] = NULL;
+	if (host->fn[dev->devfn] == dev)
+		host->fn[dev->devfn] = NULL;
 	pthread_mutex_unlock(&host->lock);
 	dev->host = NULL;
 }
@@ -435,9 +454,9 @@ static void pci_host_reset(struct vdev *vd)
 
 	pthread_mutex_lock(&host->lock);
 	host->cf8 = 0;
-	for (int i = 0; i < PCI_MAX_SLOTS; i++)
-		if (host->slot[i])
-			pci_dev_reset(host->slot[i]);
+	for (int i = 0; i < PCI_MAX_FNS; i++)
+		if (host->fn[i])
+			pci_dev_reset(host->fn[i]);
 	pthread_mutex_unlock(&host->lock);
 }
 
@@ -486,11 +505,6 @@ struct pci_host *pci_host_create(struct devctx *ctx, const struct pci_windows *w
 		goto fail;
 	}
 	devctx_add(ctx, &host->vdev);
-	/* 00:00.0: the host bridge (the generic PCIe host bridge ID QEMU uses too). */
-	pci_dev_init(&host->bridge, ctx, "pci-host-bridge", NULL, 0x1b36, 0x0008, 0x060000, 0,
-		     0x1af4, 0x1100);
-	if (pci_register(host, &host->bridge, err) < 0)
-		return NULL;    /* the VM destroys the host with its devices */
 	return host;
 fail:
 	pthread_mutex_destroy(&host->lock);
@@ -503,11 +517,13 @@ int pci_intx_routes(struct pci_host *host, struct pci_intx_route *out, int max)
 	int n = 0;
 
 	pthread_mutex_lock(&host->lock);
-	for (int i = 1; i < PCI_MAX_SLOTS && n < max; i++) {
-		if (host->slot[i] && host->slot[i]->intx_gsi) {
-			out[n].slot = (uint8_t)i;
-			out[n].pin = 0;         /* INTA# */
-			out[n].gsi = (uint8_t)host->slot[i]->intx_gsi;
+	for (int i = 0; i < PCI_MAX_FNS && n < max; i++) {
+		struct pci_dev *d = host->fn[i];
+
+		if (d && d->intx_gsi) {
+			out[n].slot = (uint8_t)(i >> 3);
+			out[n].pin = (uint8_t)(d->cfg[PCI_INTERRUPT_PIN] - 1);
+			out[n].gsi = (uint8_t)d->intx_gsi;
 			n++;
 		}
 	}

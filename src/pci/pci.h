@@ -22,6 +22,7 @@ struct msix;
 #define PCI_CFG_SIZE   4096
 #define PCI_NR_BARS    6
 #define PCI_MAX_SLOTS  32
+#define PCI_MAX_FNS    256      /* devfn: slot << 3 | function */
 
 /* Config space offsets. */
 #define PCI_VENDOR_ID       0x00
@@ -78,7 +79,7 @@ struct pci_dev {
 	struct pci_host *host;          /* set by pci_register() */
 	const char *name;
 	const struct pci_dev_ops *ops;
-	uint8_t slot;                   /* device number on bus 0 */
+	uint8_t devfn;                  /* slot << 3 | function, on bus 0 */
 	uint8_t cfg[PCI_CFG_SIZE];
 	uint8_t wmask[PCI_CFG_SIZE];    /* guest-writable bits */
 	uint8_t cfg_power_on[64];       /* header as created, for resets */
@@ -104,11 +105,18 @@ void pci_dev_set_bar(struct pci_dev *dev, int i, enum pci_bar_kind kind, uint64_
  */
 uint8_t pci_dev_add_cap(struct pci_dev *dev, const void *cap, const uint8_t *wmask, unsigned int len);
 /*
- * Puts the device on bus 0: picks a slot, assigns BARs from keel's windows,
- * routes INTA# and maps the BARs (decoding starts disabled, as at power-on:
- * the guest enables it through the command register).
+ * Puts the device on bus 0: picks a free slot (function 0), assigns BARs
+ * from keel's windows, routes INTA# and maps the BARs (decoding starts
+ * disabled, as at power-on: the guest enables it through the command
+ * register).
  */
 int pci_register(struct pci_host *host, struct pci_dev *dev, keel_error **err);
+/*
+ * The same at a fixed `devfn`, without INTx (the board's own functions:
+ * host bridge, chipset).  A multi-function device sets bit 7 of its
+ * function 0's header type.
+ */
+int pci_register_fn(struct pci_host *host, struct pci_dev *dev, uint8_t devfn, keel_error **err);
 void pci_unregister(struct pci_dev *dev);
 /* Drives INTA# (level); ignored while the command register disables INTx. */
 void pci_set_intx(struct pci_dev *dev, int level);
@@ -125,8 +133,10 @@ struct pci_windows {
 };
 
 /*
- * The host bridge (00:00.0) and config access (0xcf8/0xcfc, the ECAM
- * window); it is one of the VM's devices from then on (devctx_add).
+ * Config access (0xcf8/0xcfc with the reset control register 0xcf9, the
+ * ECAM window) and BAR assignment for bus 0; it is one of the VM's devices
+ * from then on (devctx_add).  The host bridge function itself (00:00.0) is
+ * the board's, registered with pci_register_fn().
  */
 struct pci_host *pci_host_create(struct devctx *ctx, const struct pci_windows *win,
 				 keel_error **err);
@@ -136,7 +146,7 @@ struct pci_intx_route {
 	uint8_t pin;
 	uint8_t gsi;
 };
-/* INTx routing of every device but the host bridge; returns the count. */
+/* INTx routing of every function that has INTx; returns the count. */
 int pci_intx_routes(struct pci_host *host, struct pci_intx_route *out, int max);
 /* Config space access as the guest sees it (tests use it too). */
 void pci_config_access(struct pci_host *host, uint8_t bus, uint8_t devfn, uint32_t off,

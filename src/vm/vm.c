@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,7 @@ const char *keel_stop_reason_name(keel_stop_reason reason)
 		[KEEL_STOP_RESET] = "guest reset", [KEEL_STOP_TRIPLE_FAULT] = "triple fault",
 		[KEEL_STOP_INTERNAL_ERROR] = "internal error",
 		[KEEL_STOP_REQUESTED] = "stopped by request",
+		[KEEL_STOP_HALTED] = "guest halted",
 	};
 
 	if ((unsigned int)reason < sizeof(names) / sizeof(names[0]))
@@ -161,9 +163,55 @@ static void vcpu_left(void *owner)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+/*
+ * A guest that halted every vCPU with interrupts off (Linux's "System
+ * halted" without ACPI) can never run again: once a second each vCPU is
+ * asked (vcpu_query_stuck), and when all of them say so in STUCK_ROUNDS
+ * rounds in a row the run ends with KEEL_STOP_HALTED.
+ */
+#define STUCK_PERIOD_S  1
+#define STUCK_ROUNDS    2
+
+static void vcpu_stuck(void *owner, unsigned int id, bool stuck)
+{
+	struct keel_vm *vm = owner;
+	bool halted = false;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stuck_pending) {
+		vm->stuck_count += stuck;
+		if (--vm->stuck_pending == 0) {
+			if (vm->stuck_count < vm->cfg.cpus)
+				vm->stuck_rounds = 0;
+			else
+				halted = ++vm->stuck_rounds >= STUCK_ROUNDS;
+		}
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (halted)
+		vm_request_stop(vm, KEEL_STOP_HALTED, NULL);
+}
+
+static void stuck_tick(void *opaque, uint32_t events)
+{
+	struct keel_vm *vm = opaque;
+
+	efd_drain(vm->stuck_fd);        /* a timerfd reads like an eventfd */
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == KEEL_VM_RUNNING && !vm->pause_requested && !vm->stop_requested &&
+	    !vm->stuck_pending) {
+		vm->stuck_pending = vm->cfg.cpus;
+		vm->stuck_count = 0;
+		for (unsigned int i = 0; i < vm->cfg.cpus; i++)
+			vcpu_query_stuck(&vm->vcpus[i]);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
 static const struct vcpu_ops vm_vcpu_ops = {
 	.wait_runnable = vcpu_wait_runnable,
 	.left = vcpu_left,
+	.stuck = vcpu_stuck,
 };
 
 /*
@@ -189,6 +237,8 @@ static int vm_start_vcpus(struct keel_vm *vm, keel_error **err)
 
 static void vm_clear_run_flags(struct keel_vm *vm)
 {
+	vm->stuck_pending = vm->stuck_count = 0;
+	vm->stuck_rounds = 0;
 	vm->stop_requested = false;
 	vm->pause_requested = false;
 	vm->reason = KEEL_STOP_NONE;
@@ -285,12 +335,19 @@ static int vm_init(struct keel_vm *vm, const keel_config *cfg, keel_error **err)
 	if (make_efd(&vm->control_fd, err) || make_efd(&vm->state_fd, err) ||
 	    make_efd(&vm->notify_fd, err))
 		return -1;
+	vm->stuck_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (vm->stuck_fd < 0 ||
+	    timerfd_settime(vm->stuck_fd, 0, &(struct itimerspec){
+				    .it_interval = { .tv_sec = STUCK_PERIOD_S },
+				    .it_value = { .tv_sec = STUCK_PERIOD_S } }, NULL) < 0)
+		return err_errno(err, KEEL_ERR_IO, errno, "cannot create a timer");
 	if (kvm_open(&vm->kvm, err) < 0 || kvm_create_vm(&vm->kvm, err) < 0)
 		return -1;
 	if (!(vm->loop = loop_new(err)) || loop_start(vm->loop, err) < 0)
 		return -1;
 	if (loop_add(vm->loop, vm->control_fd, EPOLLIN, vm_control_cb, vm, err) < 0 ||
-	    loop_add(vm->loop, vm->notify_fd, EPOLLIN, vm_notify_cb, vm, err) < 0)
+	    loop_add(vm->loop, vm->notify_fd, EPOLLIN, vm_notify_cb, vm, err) < 0 ||
+	    loop_add(vm->loop, vm->stuck_fd, EPOLLIN, stuck_tick, vm, err) < 0)
 		return -1;
 	vm->machine = machine_new(&vm->cfg, &vm->kvm, vm->loop, &vm_devctx_ops, vm, err);
 	if (!vm->machine)
@@ -324,7 +381,7 @@ keel_vm *keel_vm_new(const keel_config *cfg, keel_error **err)
 		return NULL;
 	}
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
-	vm->control_fd = vm->state_fd = vm->notify_fd = -1;
+	vm->control_fd = vm->state_fd = vm->notify_fd = vm->stuck_fd = -1;
 	vm->state = KEEL_VM_STOPPED;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_condattr_init(&cattr);
@@ -353,6 +410,7 @@ void keel_vm_free(keel_vm *vm)
 	if (vm->loop) {
 		loop_del(vm->loop, vm->control_fd);
 		loop_del(vm->loop, vm->notify_fd);
+		loop_del(vm->loop, vm->stuck_fd);
 	}
 	if (vm->vcpus)
 		for (unsigned int i = 0; i < vm->cfg.cpus; i++)
@@ -369,6 +427,8 @@ void keel_vm_free(keel_vm *vm)
 		close(vm->state_fd);
 	if (vm->notify_fd >= 0)
 		close(vm->notify_fd);
+	if (vm->stuck_fd >= 0)
+		close(vm->stuck_fd);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
@@ -486,6 +546,21 @@ int keel_vm_stop(keel_vm *vm, keel_error **err)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	pthread_mutex_unlock(&vm->lock);
 	return 0;
+}
+
+int keel_vm_request_stop(keel_vm *vm, keel_error **err)
+{
+	int ret;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state != KEEL_VM_RUNNING && vm->state != KEEL_VM_PAUSED) {
+		ret = state_error(vm, err, "request a stop of");
+		pthread_mutex_unlock(&vm->lock);
+		return ret;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	/* A paused guest sees the press when it resumes, as a real one would. */
+	return machine_power_button(vm->machine, err);
 }
 
 keel_vm_state keel_vm_get_state(keel_vm *vm)

@@ -40,6 +40,10 @@ struct keel_vm {
 	int control_fd;                 /* eventfd: a run ended, handled on the loop */
 	int state_fd;                   /* eventfd handed to the application */
 	int notify_fd;                  /* eventfd: state changes to report */
+	int stuck_fd;                   /* timerfd: time to ask whether the guest is stuck */
+	unsigned int stuck_pending;     /* vCPUs yet to answer this round */
+	unsigned int stuck_count;       /* of those that answered, stuck ones */
+	int stuck_rounds;               /* consecutive rounds with every vCPU stuck */
 	keel_vm_state notify_queue[32]; /* reported on the event thread, in order */
 	int notify_head, notify_len;
 	keel_vm_state_cb state_cb;

@@ -42,6 +42,7 @@
 #define X86_CR4_PAE             (1ULL << 5)
 #define EFER_LME                (1ULL << 8)
 #define EFER_LMA                (1ULL << 10)
+#define X86_EFLAGS_IF           (1ULL << 9)
 
 /* GDT selectors shared by both entry modes (Linux's __BOOT_CS/__BOOT_DS). */
 #define SEL_CODE32 0x08
@@ -259,6 +260,25 @@ int x86_vcpu_set_entry(int fd, const struct boot_entry *entry, keel_error **err)
 	if (ioctl(fd, KVM_SET_MP_STATE, &mp) < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_MP_STATE failed");
 	return 0;
+}
+
+bool x86_vcpu_stuck(int fd)
+{
+	struct kvm_mp_state mp;
+	struct kvm_regs regs;
+
+	if (ioctl(fd, KVM_GET_MP_STATE, &mp) < 0)
+		return false;
+	switch (mp.mp_state) {
+	case KVM_MP_STATE_UNINITIALIZED:        /* waits for a SIPI */
+	case KVM_MP_STATE_INIT_RECEIVED:
+		return true;
+	case KVM_MP_STATE_HALTED:
+		/* HLT with IF clear: only an NMI, SMI or INIT could wake it. */
+		return ioctl(fd, KVM_GET_REGS, &regs) == 0 && !(regs.rflags & X86_EFLAGS_IF);
+	default:
+		return false;
+	}
 }
 
 int x86_vcpu_set_waiting(int fd, unsigned int id, keel_error **err)

@@ -209,6 +209,8 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				if (__atomic_exchange_n(&vcpu->stuck_query, false, __ATOMIC_SEQ_CST))
+					vcpu->ops->stuck(vcpu->owner, vcpu->id, x86_vcpu_stuck(vcpu->fd));
 				continue;
 			}
 			vcpu_fail(vcpu, KEEL_STOP_INTERNAL_ERROR, "KVM_RUN failed on vCPU %u: %s",
@@ -246,6 +248,12 @@ void vcpu_kick(struct vcpu *vcpu)
 	/* Covers the window between checking requests and entering KVM_RUN. */
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_query_stuck(struct vcpu *vcpu)
+{
+	__atomic_store_n(&vcpu->stuck_query, true, __ATOMIC_SEQ_CST);
+	vcpu_kick(vcpu);
 }
 
 void vcpu_join(struct vcpu *vcpu)

@@ -21,6 +21,8 @@ struct vcpu_ops {
 	bool (*wait_runnable)(void *owner);
 	/* The thread leaves its loop (the last one to leave ends the run). */
 	void (*left)(void *owner);
+	/* Answer to vcpu_query_stuck(): whether the vCPU waits for good (x86_vcpu_stuck). */
+	void (*stuck)(void *owner, unsigned int id, bool stuck);
 };
 
 struct vcpu {
@@ -34,6 +36,7 @@ struct vcpu {
 	int run_size;
 	pthread_t thread;
 	bool thread_live;       /* started and not yet joined */
+	bool stuck_query;       /* vcpu_query_stuck() asked (atomic) */
 };
 
 /* vCPU `id` at power-on (x86_vcpu_setup); its thread starts in vcpu_start(). */
@@ -43,6 +46,8 @@ void vcpu_fini(struct vcpu *vcpu);
 int vcpu_start(struct vcpu *vcpu, keel_error **err);
 /* Makes the vCPU leave KVM_RUN soon (it then looks at the VM's requests). */
 void vcpu_kick(struct vcpu *vcpu);
+/* Kicks the vCPU, which then answers through ops->stuck from its thread. */
+void vcpu_query_stuck(struct vcpu *vcpu);
 void vcpu_join(struct vcpu *vcpu);
 
 #endif

@@ -3,6 +3,8 @@
 #ifndef KEEL_X86_X86_H
 #define KEEL_X86_X86_H
 
+#include <stdbool.h>
+
 #include "boot/boot.h"
 #include "core/error.h"
 #include "kvm/mem.h"
@@ -20,6 +22,12 @@ int x86_vcpu_setup(const struct kvm *kvm, int fd, unsigned int id, unsigned int 
 		   keel_error **err);
 /* Registers of the boot vCPU for a loader's entry point. */
 int x86_vcpu_set_entry(int fd, const struct boot_entry *entry, keel_error **err);
+/*
+ * Whether the vCPU waits for something no other vCPU in its state can send:
+ * halted with interrupts disabled, or waiting for INIT/SIPI.  Called on the
+ * vCPU's own thread, between runs.
+ */
+bool x86_vcpu_stuck(int fd);
 /* APs wait for INIT/SIPI from the guest, as on real hardware. */
 int x86_vcpu_set_waiting(int fd, unsigned int id, keel_error **err);
 /* GDT and identity page tables that BOOT_MODE_LONG64 entries use. */

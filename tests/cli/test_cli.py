@@ -44,6 +44,10 @@ with tempfile.TemporaryDirectory() as d:
     expect(["run", "--kernel", junk, "--disk", junk + ",poll=1001"], 2,
            "poll=1001: not a number of microseconds from 0 to 1000")
     expect(["run", "--kernel", junk, "--disk", junk + ",poll=-1"], 2, "poll=-1: not a number")
+    expect(["run", "--kernel", junk, "--stop-timeout", "-1"], 2,
+           "--stop-timeout '-1': not a number of seconds")
+    expect(["run", "--kernel", junk, "--stop-timeout", "soon"], 2,
+           "--stop-timeout 'soon': not a number of seconds")
     expect(["run", "--kernel", junk, "--rng=fast"], 2, "not a rate in bytes per second")
     expect(["run", "--kernel", junk, "--virtio-transport", "usb"], 2, "expected pci or mmio")
     expect(["run", "--kernel", junk, "--net", "wifi"], 2, "expected nat, tap=IFNAME")
@@ -71,7 +75,7 @@ with tempfile.TemporaryDirectory() as d:
                "disk 0: disk image")
         expect(["run", "--kernel", kernel, "--disk", odd], 1, "not a multiple of 512")
         expect(["run", "--kernel", kernel, "--virtio-transport", "mmio", "--rng"] +
-               ["--console", "none"] * 8, 1, "virtio-mmio has interrupt lines for at most 8")
+               ["--console", "none"] * 7, 1, "virtio-mmio has interrupt lines for at most 7")
         expect(["run", "--kernel", kernel, "--net", "nat,subnet=10.0.0.0/31"], 1,
                "8 <= N <= 27")
         expect(["run", "--kernel", kernel, "--net",

@@ -5,7 +5,6 @@
 
 #include "bus/bus.h"
 #include "core/loop.h"
-#include "pci/pci.h"
 #include "x86/layout.h"
 #include "fakevm.h"
 
@@ -64,6 +63,11 @@ struct fake_vm *fake_vm_new(const struct fake_vm_opts *o)
 
 		if (!(vm->pci = pci_host_create(&vm->ctx, &win, &err)))
 			die(err);
+		/* As the board's chipset: devices then start at slot 1. */
+		pci_dev_init(&vm->host_bridge, &vm->ctx, "host-bridge", NULL, 0x8086, 0x1237,
+			     0x060000, 0, 0, 0);
+		if (pci_register_fn(vm->pci, &vm->host_bridge, 0, &err))
+			die(err);
 	}
 	if (o->create && o->create(&vm->ctx, &err))
 		die(err);
@@ -81,6 +85,7 @@ void fake_vm_start_loop(struct fake_vm *vm)
 
 void fake_vm_free(struct fake_vm *vm)
 {
+	pci_unregister(&vm->host_bridge);
 	devctx_destroy_devices(&vm->ctx);
 	loop_free(vm->ctx.loop);
 	irq_routing_fini(&vm->irq);

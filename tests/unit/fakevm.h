@@ -17,15 +17,14 @@
 #include "kvm/irq.h"
 #include "kvm/kvm.h"
 #include "kvm/mem.h"
-
-struct pci_host;
+#include "pci/pci.h"
 
 enum {
 	FAKE_VM_PIO  = 1 << 0,  /* ctx.pio */
 	FAKE_VM_MMIO = 1 << 1,  /* ctx.mmio */
 	FAKE_VM_LOOP = 1 << 2,  /* ctx.loop, started */
 	FAKE_VM_IRQ  = 1 << 3,  /* ctx.irq (MSI routes), through the KVM descriptor */
-	FAKE_VM_PCI  = 1 << 4,  /* the PCI host (needs PIO, MMIO and IRQ) */
+	FAKE_VM_PCI  = 1 << 4,  /* the PCI host and a host bridge at 00:00.0 (needs PIO, MMIO, IRQ) */
 };
 
 struct fake_vm_opts {
@@ -44,6 +43,7 @@ struct fake_vm {
 	struct mem mem;
 	struct irq_routing irq;
 	struct pci_host *pci;
+	struct pci_dev host_bridge;
 	/* What the devices asked for through devctx_request_stop(). */
 	keel_stop_reason reason;        /* the first reason */
 	bool stop_requested;

@@ -135,7 +135,7 @@ static struct fake_vm *fake_vm(keel_virtio_transport t)
 /* As the machine builder attaches devices: PCI, or the next virtio-mmio window and line. */
 static int attach(struct fake_vm *v, struct virtio_dev *vdev, keel_error **err)
 {
-	static const uint8_t irqs[] = { 5, 6, 7, 9, 10, 11, 14, 15 };
+	static const uint8_t irqs[] = { 5, 6, 7, 10, 11, 14, 15 };
 
 	if (!vdev)
 		return -1;
