@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * The AML builder: encodings against bytes written by hand from the ACPI
- * 6.4 grammar (and checked once against iasl's output).
+ * The ACPI generator: AML encodings against bytes written by hand from the
+ * ACPI 6.4 grammar (and checked once against iasl's output), then whole
+ * boards: lengths, checksums and pointers after acpi_place(), the MADT,
+ * MCFG, FADT and DSDT contents, and bad boards refused with a message.
  */
 #include <errno.h>
 #include <stdlib.h>
 
+#include "acpi/acpi.h"
 #include "acpi/aml.h"
 #include "check.h"
+#include "core/le.h"
 #include "core/util.h"
 
 /* ---- AML encodings ---------------------------------------------------- */
@@ -277,6 +281,542 @@ static int test_resources(void)
 	return 0;
 }
 
+/* ---- boards ------------------------------------------------------------ */
+
+#define TABLES_GPA 0x7ff00000ULL
+#define RSDP_GPA   0x000f0000ULL
+#define ROOM       0x40000
+
+static const struct acpi_pci_route routes12[12] = {
+	{ 1, 0, 16 }, { 1, 1, 17 }, { 1, 2, 18 }, { 1, 3, 19 },
+	{ 2, 0, 17 }, { 2, 1, 18 }, { 2, 2, 19 }, { 2, 3, 16 },
+	{ 3, 0, 18 }, { 3, 1, 19 }, { 3, 2, 16 }, { 3, 3, 17 },
+};
+
+static const struct acpi_mmio_dev mmio3[3] = {
+	{ 0xd0000000, 0x200, 5 }, { 0xd0001000, 0x200, 6 }, { 0xd0002000, 0x200, 7 },
+};
+
+static const struct acpi_board small = {
+	.nr_cpus = 1, .lapic_addr = 0xfee00000, .ioapic_addr = 0xfec00000, .ioapic_id = 1,
+	.pci_io_base = 0xc000, .pci_io_size = 0x4000,
+	.pci_mem32_base = 0xc0000000, .pci_mem32_size = 0x10000000,
+	.pm_base = 0x600, .sci_irq = 9, .rtc = true, .i8042 = true,
+};
+
+static const struct acpi_board big = {
+	.nr_cpus = 4, .lapic_addr = 0xfee00000, .ioapic_addr = 0xfec00000, .ioapic_id = 4,
+	.ecam_base = 0xe0000000, .ecam_size = 0x100000,
+	.pci_io_base = 0xc000, .pci_io_size = 0x4000,
+	.pci_mem32_base = 0xc0000000, .pci_mem32_size = 0x10000000,
+	.pci_mem64_base = 0x8000000000ULL, .pci_mem64_size = 0x8000000000ULL,
+	.routes = routes12, .nr_routes = 12, .pm_base = 0xb000, .sci_irq = 9, .s5_slp_typ = 5,
+	.com_mask = 0x3, .rtc = true, .i8042 = true, .mmio = mmio3, .nr_mmio = 3,
+	.oem_id = "KEELT", .oem_table_id = "TESTPC",
+};
+
+/* Also: the ECAM above 4 GiB (a QWordMemory reservation, not Memory32Fixed). */
+static const struct acpi_board many = {
+	.nr_cpus = 254, .lapic_addr = 0xfee00000, .ioapic_addr = 0xfec00000, .ioapic_id = 254,
+	.ecam_base = 0x4000000000ULL, .ecam_size = 0x1000000,
+	.pci_io_base = 0x1000, .pci_io_size = 0x1000,
+	.pci_mem32_base = 0x80000000, .pci_mem32_size = 0x40000000,
+	.routes = routes12, .nr_routes = 4, .pm_base = 0x600, .sci_irq = 10, .com_mask = 0xf,
+};
+
+struct placed {
+	struct acpi_tables t;
+	uint8_t *mem[ACPI_NR_FILES];
+	struct acpi_placement at[ACPI_NR_FILES];
+};
+
+static int place(const struct acpi_board *b, struct placed *p)
+{
+	keel_error *err = NULL;
+
+	memset(p, 0, sizeof(*p));
+	if (acpi_build(b, &p->t, &err)) {
+		fprintf(stderr, "acpi_build: %s\n", keel_error_get_message(err));
+		keel_error_free(err);
+		return -1;
+	}
+	for (int f = 0; f < ACPI_NR_FILES; f++)
+		p->mem[f] = calloc(1, ROOM);
+	p->at[ACPI_FILE_RSDP] = (struct acpi_placement){ RSDP_GPA, p->mem[0], ROOM };
+	p->at[ACPI_FILE_TABLES] = (struct acpi_placement){ TABLES_GPA, p->mem[1], ROOM };
+	if (acpi_place(&p->t, p->at, &err)) {
+		fprintf(stderr, "acpi_place: %s\n", keel_error_get_message(err));
+		keel_error_free(err);
+		return -1;
+	}
+	return 0;
+}
+
+static void unplace(struct placed *p)
+{
+	acpi_tables_free(&p->t);
+	for (int f = 0; f < ACPI_NR_FILES; f++)
+		free(p->mem[f]);
+}
+
+/* The placed bytes at a guest address, if [gpa, gpa + len) was placed. */
+static const uint8_t *at_gpa(const struct placed *p, uint64_t gpa, size_t len)
+{
+	for (int f = 0; f < ACPI_NR_FILES; f++)
+		if (gpa >= p->at[f].gpa && gpa + len <= p->at[f].gpa + p->t.size[f])
+			return p->mem[f] + (gpa - p->at[f].gpa);
+	return NULL;
+}
+
+static uint8_t sum(const uint8_t *p, size_t n)
+{
+	uint8_t s = 0;
+
+	while (n--)
+		s += *p++;
+	return s;
+}
+
+/* A table at gpa with this signature, a length inside the file and a zero sum. */
+static const uint8_t *table(const struct placed *p, uint64_t gpa, const char *sig)
+{
+	const uint8_t *h = at_gpa(p, gpa, 36);
+
+	if (!h || memcmp(h, sig, 4) || !at_gpa(p, gpa, get_le32(h + 4))) {
+		fprintf(stderr, "no %s at 0x%llx\n", sig, (unsigned long long)gpa);
+		check_failures++;
+		return NULL;
+	}
+	if (sum(h, get_le32(h + 4))) {
+		fprintf(stderr, "%s checksum: the bytes sum to 0x%02x\n", sig,
+			sum(h, get_le32(h + 4)));
+		check_failures++;
+	}
+	return h;
+}
+
+/* Every table's length covers exactly its bytes: back to back, 8-aligned. */
+static void check_layout(const struct placed *p)
+{
+	uint32_t offs[ACPI_MAX_POINTERS];
+	int n = 0;
+	const uint8_t *f = p->mem[ACPI_FILE_TABLES];
+	size_t end = 0;
+
+	for (int i = 0; i < p->t.nr_pointers; i++) {
+		const struct acpi_pointer *ptr = &p->t.pointers[i];
+		const uint8_t *field = p->t.data[ptr->file] + ptr->offset;
+		uint32_t target = (uint32_t)(ptr->size == 8 ? get_le64(field) : get_le32(field));
+		bool seen = false;
+
+		CHECK(ptr->target == ACPI_FILE_TABLES);
+		for (int j = 0; j < n; j++)
+			seen |= offs[j] == target;
+		if (!seen)
+			offs[n++] = target;
+	}
+	/* FACS, DSDT, FADT, MADT, [MCFG,] RSDT, XSDT in file order. */
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			if (offs[j] < offs[i]) {
+				uint32_t x = offs[i];
+
+				offs[i] = offs[j];
+				offs[j] = x;
+			}
+	CHECK(n >= 6 && offs[0] == 0 && !memcmp(f, "FACS", 4));
+	for (int i = 0; i < n; i++) {
+		uint32_t len = get_le32(f + offs[i] + 4);
+
+		CHECK(offs[i] >= end && offs[i] - end < 8 && offs[i] % 8 == 0);
+		for (size_t k = end; k < offs[i]; k++)
+			CHECK(f[k] == 0);       /* padding only */
+		end = offs[i] + len;
+	}
+	CHECK(end == p->t.size[ACPI_FILE_TABLES]);
+}
+
+static int count_str(const uint8_t *p, size_t n, const char *s, size_t sn)
+{
+	int c = 0;
+
+	for (size_t i = 0; i + sn <= n; i++)
+		c += !memcmp(p + i, s, sn);
+	return c;
+}
+
+static const uint8_t *find(const uint8_t *p, size_t n, const void *s, size_t sn)
+{
+	for (size_t i = 0; i + sn <= n; i++)
+		if (!memcmp(p + i, s, sn))
+			return p + i;
+	return NULL;
+}
+
+/* Decodes a PkgLength: its value, and its size in *n. */
+static size_t pkglen(const uint8_t *p, int *n)
+{
+	size_t v = p[0] & 0x0f;
+
+	*n = 1 + (p[0] >> 6);
+	if (*n == 1)
+		return p[0] & 0x3f;
+	for (int i = 1; i < *n; i++)
+		v |= (size_t)p[i] << (4 + 8 * (i - 1));
+	return v;
+}
+
+static void check_dsdt(const struct acpi_board *b, const uint8_t *d)
+{
+	uint32_t len = get_le32(d + 4);
+	const uint8_t *p = d + 36, *q;
+	int n;
+	size_t l;
+
+	CHECK(d[8] == 2);
+	/* Name(\_S5, Package(4){SLP_TYP, 0, 0, 0}) ... */
+	CHECK(!memcmp(p, "\x08\\_S5_\x12", 7));
+	l = pkglen(p + 7, &n);
+	CHECK(p[7 + n] == 4);
+	if (b->s5_slp_typ > 1)
+		CHECK(p[8 + n] == 0x0a && p[9 + n] == b->s5_slp_typ);
+	else
+		CHECK(p[8 + n] == b->s5_slp_typ);
+	p += 7 + l;
+	/* ... then Scope(\_SB), whose length reaches exactly the table's end. */
+	CHECK(p[0] == 0x10);
+	l = pkglen(p + 1, &n);
+	CHECK(p + 1 + l == d + len);
+	CHECK(!memcmp(p + 1 + n, "\\_SB_", 5));
+
+	CHECK(count_str(d, len, "ACPI0007", 9) == (int)b->nr_cpus);
+	CHECK(count_str(d, len, "LNRO0005", 9) == b->nr_mmio);
+	CHECK(count_str(d, len, "\x0c\x41\xd0\x0a\x03", 5) == 1);      /* PNP0A03 */
+	CHECK(count_str(d, len, "\x0c\x41\xd0\x05\x01", 5) == __builtin_popcount(b->com_mask));
+	for (int i = 0; i < 4; i++) {
+		char name[5] = { 'C', 'O', 'M', (char)('1' + i), 0 };
+
+		CHECK(count_str(d, len, name, 4) == !!(b->com_mask & (1u << i)));
+	}
+	CHECK(count_str(d, len, "\x0c\x41\xd0\x03\x03", 5) == b->i8042);   /* PNP0303 */
+	CHECK(count_str(d, len, "\x0c\x41\xd0\x0b\x00", 5) == b->rtc);     /* PNP0B00 */
+	/* _PRT: a package of nr_routes entries, or none. */
+	q = find(d, len, "\x08_PRT\x12", 6);
+	CHECK(!!q == !!b->nr_routes);
+	if (q) {
+		pkglen(q + 6, &n);
+		CHECK(q[6 + n] == b->nr_routes);
+	}
+	/* PCI0's bus range and 32-bit window, from the board. */
+	{
+		uint8_t bus[16] = { 0x88, 0x0d, 0x00, 0x02, 0x0c };
+		uint8_t mem[26] = { 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01 };
+		uint16_t last = b->ecam_size ? (uint16_t)((b->ecam_size >> 20) - 1) : 0xff;
+
+		put_le16(bus + 10, last);
+		put_le16(bus + 14, (uint16_t)(last + 1));
+		CHECK(find(d, len, bus, sizeof(bus)));
+		put_le32(mem + 10, (uint32_t)b->pci_mem32_base);
+		put_le32(mem + 14, (uint32_t)(b->pci_mem32_base + b->pci_mem32_size - 1));
+		put_le32(mem + 22, (uint32_t)b->pci_mem32_size);
+		CHECK(find(d, len, mem, sizeof(mem)));
+		CHECK(!!find(d, len, "\x8a\x2b\x00\x00\x0c\x03", 6) == !!b->pci_mem64_size);
+	}
+	/* The ECAM is a motherboard resource (Linux wants it reserved). */
+	{
+		uint8_t m32[12] = { 0x86, 0x09, 0x00, 0x01 };
+		uint8_t m64[46] = { 0x8a, 0x2b, 0x00, 0x00, 0x0d, 0x01 };
+		bool low = b->ecam_base + b->ecam_size <= 0x100000000ULL;
+
+		put_le32(m32 + 4, (uint32_t)b->ecam_base);
+		put_le32(m32 + 8, (uint32_t)b->ecam_size);
+		put_le64(m64 + 14, b->ecam_base);
+		put_le64(m64 + 22, b->ecam_base + b->ecam_size - 1);
+		put_le64(m64 + 38, b->ecam_size);
+		CHECK(!!find(d, len, m32, sizeof(m32)) == (b->ecam_size && low));
+		CHECK(!!find(d, len, m64, sizeof(m64)) == (b->ecam_size && !low));
+	}
+}
+
+static void check_fadt(const struct acpi_board *b, const struct placed *p, const uint8_t *f)
+{
+	uint32_t flags = get_le32(f + 112);
+	const uint8_t *facs;
+
+	CHECK(get_le32(f + 4) == 276 && f[8] == 6);
+	/* FIRMWARE_CTRL -> FACS (64-byte aligned), X_FIRMWARE_CTRL zero. */
+	CHECK(get_le32(f + 36) % 64 == 0);
+	facs = at_gpa(p, get_le32(f + 36), 64);
+	CHECK(facs && !memcmp(facs, "FACS", 4) && get_le32(facs + 4) == 64);
+	CHECK(get_le64(f + 132) == 0);
+	/* DSDT and X_DSDT agree. */
+	CHECK(get_le64(f + 140) == get_le32(f + 40));
+	if (table(p, get_le32(f + 40), "DSDT"))
+		check_dsdt(b, at_gpa(p, get_le32(f + 40), 36));
+	CHECK(get_le16(f + 46) == b->sci_irq);
+	CHECK(get_le32(f + 48) == 0 && f[52] == 0 && f[53] == 0);      /* no SMM */
+	CHECK(get_le32(f + 56) == b->pm_base && f[88] == 4);
+	CHECK(get_le32(f + 64) == b->pm_base + 4u && f[89] == 2);
+	CHECK(get_le32(f + 76) == b->pm_base + 8u && f[91] == 4);
+	CHECK(get_le32(f + 80) == 0 && f[92] == 0);                     /* no GPE0 */
+	CHECK(!memcmp(f + 148, "\x01\x20\x00\x02", 4) && get_le64(f + 152) == b->pm_base);
+	CHECK(!memcmp(f + 172, "\x01\x10\x00\x02", 4) && get_le64(f + 176) == b->pm_base + 4u);
+	CHECK(!memcmp(f + 208, "\x01\x20\x00\x03", 4) && get_le64(f + 212) == b->pm_base + 8u);
+	/* WBINVD, PROC_C1, SLP_BUTTON, RESET_REG_SUP; not PWR_BUTTON or TMR_VAL_EXT. */
+	CHECK((flags & 0x425) == 0x425);
+	CHECK(!(flags & (1u << 4)) && !(flags & (1u << 8)) && !(flags & (1u << 20)));
+	CHECK(!!(flags & (1u << 18)) == (b->nr_cpus > 8));
+	CHECK(!memcmp(f + 116, "\x01\x08\x00\x01", 4) && get_le64(f + 120) == 0xcf9);
+	CHECK(f[128] == 0x06);
+	CHECK(!!(get_le16(f + 109) & 2) == b->i8042);
+	CHECK(!!(get_le16(f + 109) & 0x20) == !b->rtc);
+	CHECK(f[108] == (b->rtc ? 0x32 : 0));
+}
+
+static void check_madt(const struct acpi_board *b, const uint8_t *m)
+{
+	uint32_t len = get_le32(m + 4);
+	unsigned int cpus = 0, ioapics = 0, overrides = 0, nmis = 0, entries = 0;
+
+	CHECK(get_le32(m + 36) == b->lapic_addr);
+	CHECK(get_le32(m + 40) == 1);   /* PCAT_COMPAT */
+	for (uint32_t off = 44; off < len; off += m[off + 1], entries++) {
+		const uint8_t *e = m + off;
+
+		if (e[1] < 2 || off + e[1] > len) {
+			fprintf(stderr, "MADT entry at %u has length %u\n", off, e[1]);
+			check_failures++;
+			break;
+		}
+		switch (e[0]) {
+		case 0:
+			CHECK(e[1] == 8 && e[2] == cpus && e[3] == cpus && get_le32(e + 4) == 1);
+			cpus++;
+			break;
+		case 1:
+			CHECK(e[1] == 12 && e[2] == b->ioapic_id);
+			CHECK(get_le32(e + 4) == b->ioapic_addr && get_le32(e + 8) == 0);
+			ioapics++;
+			break;
+		case 2:
+			/* Only the SCI: ISA IRQ 0 is on pin 0 (no override to pin 2). */
+			CHECK(e[1] == 10 && e[2] == 0 && e[3] == b->sci_irq);
+			CHECK(get_le32(e + 4) == b->sci_irq && get_le16(e + 8) == 0x0d);
+			overrides++;
+			break;
+		case 4:
+			CHECK(e[1] == 6 && e[2] == 0xff && e[5] == 1);
+			nmis++;
+			break;
+		default:
+			fprintf(stderr, "MADT entry of type %u\n", e[0]);
+			check_failures++;
+		}
+	}
+	CHECK(cpus == b->nr_cpus && ioapics == 1 && overrides == 1 && nmis == 1);
+	CHECK(entries == b->nr_cpus + 3);
+}
+
+static void check_mcfg(const struct acpi_board *b, const uint8_t *m)
+{
+	CHECK(get_le32(m + 4) == 60);
+	CHECK(get_le64(m + 44) == b->ecam_base && get_le16(m + 52) == 0);
+	CHECK(m[54] == 0 && m[55] == (b->ecam_size >> 20) - 1);
+}
+
+static void check_placed(const struct acpi_board *b, const char *name)
+{
+	struct placed p;
+	const uint8_t *rsdp, *xsdt, *rsdt;
+	int sigs[3] = { 0 };
+
+	printf("board %s\n", name);
+	if (place(b, &p)) {
+		check_failures++;
+		unplace(&p);
+		return;
+	}
+	check_layout(&p);
+	/* Checksum bytes are left 0 for firmware, as QEMU leaves them. */
+	for (int i = 0; i < p.t.nr_checksums; i++)
+		CHECK(p.t.data[p.t.checksums[i].file][p.t.checksums[i].at] == 0);
+
+	rsdp = p.mem[ACPI_FILE_RSDP];
+	CHECK(p.t.size[ACPI_FILE_RSDP] == 36 && !memcmp(rsdp, "RSD PTR ", 8));
+	CHECK(sum(rsdp, 20) == 0 && sum(rsdp, 36) == 0);
+	CHECK(rsdp[15] == 2 && get_le32(rsdp + 20) == 36);
+	CHECK(!memcmp(rsdp + 9, b->oem_id ? "KEELT " : "KEEL  ", 6));
+	rsdt = table(&p, get_le32(rsdp + 16), "RSDT");
+	xsdt = table(&p, get_le64(rsdp + 24), "XSDT");
+	if (!rsdt || !xsdt)
+		goto out;
+	CHECK(get_le32(xsdt + 4) == 36 + 8u * (b->ecam_size ? 3 : 2));
+	CHECK(get_le32(rsdt + 4) == 36 + 4u * (b->ecam_size ? 3 : 2));
+	for (uint32_t off = 36; off + 8 <= get_le32(xsdt + 4); off += 8) {
+		uint64_t gpa = get_le64(xsdt + off);
+		const uint8_t *h = at_gpa(&p, gpa, 36);
+
+		/* The RSDT lists the same tables. */
+		CHECK(get_le32(rsdt + 36 + (off - 36) / 2) == gpa);
+		if (!h) {
+			CHECK(h);
+			continue;
+		}
+		if (!memcmp(h, "FACP", 4) && table(&p, gpa, "FACP")) {
+			sigs[0]++;
+			check_fadt(b, &p, h);
+		} else if (!memcmp(h, "APIC", 4) && table(&p, gpa, "APIC")) {
+			sigs[1]++;
+			check_madt(b, h);
+		} else if (!memcmp(h, "MCFG", 4) && table(&p, gpa, "MCFG")) {
+			sigs[2]++;
+			check_mcfg(b, h);
+		} else {
+			fprintf(stderr, "XSDT entry at 0x%llx: %.4s\n", (unsigned long long)gpa, h);
+			check_failures++;
+		}
+	}
+	CHECK(sigs[0] == 1 && sigs[1] == 1 && sigs[2] == !!b->ecam_size);
+	/* OEM IDs as given, padded with spaces. */
+	CHECK(!memcmp(xsdt + 10, b->oem_id ? "KEELT " : "KEEL  ", 6));
+	CHECK(!memcmp(xsdt + 16, b->oem_table_id ? "TESTPC  " : "KEELPC  ", 8));
+out:
+	unplace(&p);
+}
+
+static int test_boards(void)
+{
+	check_placed(&small, "small");
+	check_placed(&big, "big");
+	check_placed(&many, "many");
+	return 0;
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+static void expect_refused(const struct acpi_board *b, const char *needle)
+{
+	struct acpi_tables t;
+	keel_error *err = NULL;
+
+	if (acpi_build(b, &t, &err) == 0) {
+		fprintf(stderr, "board accepted; expected an error with \"%s\"\n", needle);
+		check_failures++;
+		acpi_tables_free(&t);
+		return;
+	}
+	CHECK(t.data[0] == NULL && t.data[1] == NULL);
+	CHECK_ERR(err, KEEL_ERR_INVALID, needle);
+}
+
+static int test_bad_boards(void)
+{
+	struct acpi_board b;
+	struct acpi_pci_route r[2] = { { 1, 0, 16 }, { 1, 0, 17 } };
+	struct acpi_mmio_dev m[2] = { { 0xd0000000, 0x200, 5 }, { 0xd0000000, 0x200, 6 } };
+
+	b = big, b.nr_cpus = 0, expect_refused(&b, "0 vCPUs");
+	b = big, b.nr_cpus = 255, expect_refused(&b, "255 vCPUs");
+	b = big, b.pci_mem32_base = 0xc0000800, expect_refused(&b, "PCI 32-bit window 0xc0000800");
+	b = big, b.pci_mem32_size = 0x50000000, expect_refused(&b, "at or below 4 GiB");
+	b = big, b.pci_mem64_base = 0x8000000010ULL, expect_refused(&b, "PCI 64-bit window");
+	b = big, b.pci_io_base = 0xc002, expect_refused(&b, "PCI I/O window 0xc002");
+	b = big, b.pci_io_base = 0x0400, expect_refused(&b, "inside 0xd00-0xffff");
+	b = big, b.ecam_base = 0xe0080000, expect_refused(&b, "ECAM 0xe0080000");
+	b = big, b.ecam_size = 0x20000000, expect_refused(&b, "at most 256 buses");
+	b = big, b.pm_base = 0xb004, expect_refused(&b, "PM I/O base 0xb004");
+	b = big, b.pm_base = 0xc040, expect_refused(&b, "overlaps PM block [0xc040-0xc07f]");
+	b = big, b.pm_base = 0x3c0, b.com_mask = 1, expect_refused(&b, "COM1");
+	b = big, b.sci_irq = 0, expect_refused(&b, "SCI IRQ 0");
+	b = big, b.sci_irq = 16, expect_refused(&b, "SCI IRQ 16");
+	b = big, b.sci_irq = 4, expect_refused(&b, "GSI 4 is wired to both COM1 and the SCI");
+	b = big, b.s5_slp_typ = 8, expect_refused(&b, "SLP_TYP 8");
+	b = big, b.com_mask = 0x10, expect_refused(&b, "mask 0x10");
+	b = big, b.oem_id = "TOOLONG", expect_refused(&b, "OEM ID \"TOOLONG\"");
+	b = big, b.oem_table_id = "NINECHARS", expect_refused(&b, "OEM table ID");
+	b = big, b.ioapic_addr = 0x1fec00000ULL, expect_refused(&b, "IOAPIC 0x1fec00000");
+	/* Interrupt wiring. */
+	b = big, r[0].gsi = 24, b.routes = r, b.nr_routes = 1, expect_refused(&b, "GSI 24");
+	b = big, r[0].gsi = 11, b.routes = r, b.nr_routes = 1, expect_refused(&b, "GSI 11");
+	b = big, r[0].gsi = 16, b.routes = r, b.nr_routes = 2,
+		expect_refused(&b, "slot 1 pin 0 is routed twice");
+	b = big, r[1] = (struct acpi_pci_route){ 1, 4, 17 }, b.routes = r, b.nr_routes = 2,
+		expect_refused(&b, "pin 4");
+	b = big, b.nr_routes = -1, expect_refused(&b, "-1 PCI interrupt routes");
+	b = big, m[1].base = 0xd0001000, m[1].gsi = 24, b.mmio = m, b.nr_mmio = 2,
+		expect_refused(&b, "virtio-mmio device 1 on GSI 24");
+	b = big, m[1].gsi = 9, b.mmio = m, b.nr_mmio = 2,
+		expect_refused(&b, "GSI 9 is wired to both the SCI and virtio-mmio device 1");
+	b = big, m[1].gsi = 5, b.mmio = m, b.nr_mmio = 2,
+		expect_refused(&b, "GSI 5 is wired to both virtio-mmio device 0 and virtio-mmio");
+	b = big, m[1].gsi = 17, b.mmio = m, b.nr_mmio = 2,
+		expect_refused(&b, "GSI 17 is wired to both PCI INTx and virtio-mmio device 1");
+	b = big, m[1].gsi = 12, b.mmio = m, b.nr_mmio = 2,
+		expect_refused(&b, "the i8042 mouse and virtio-mmio device 1");
+	/* Windows that overlap. */
+	b = big, m[1] = (struct acpi_mmio_dev){ 0xd0000100, 0x200, 6 }, b.mmio = m, b.nr_mmio = 2,
+		expect_refused(&b, "virtio-mmio device 0 [mem 0xd0000000-0xd00001ff] overlaps "
+			       "virtio-mmio device 1");
+	b = big, b.ecam_base = 0xc0000000, expect_refused(&b, "overlaps ECAM");
+	b = big, m[0].base = 0xfec00000, b.mmio = m, b.nr_mmio = 1,
+		expect_refused(&b, "IOAPIC [mem 0xfec00000-0xfec00fff] overlaps virtio-mmio "
+			       "device 0");
+	b = big, m[0] = (struct acpi_mmio_dev){ 0xd0000000, 0, 6 }, b.mmio = m, b.nr_mmio = 1,
+		expect_refused(&b, "must be non-empty");
+	/* COM1 and COM3 share IRQ 4 as on PCs; that is not an error. */
+	b = big, b.com_mask = 0xf;
+	{
+		struct acpi_tables t;
+		keel_error *err = NULL;
+
+		CHECK(acpi_build(&b, &t, &err) == 0);
+		acpi_tables_free(&t);
+		keel_error_free(err);
+	}
+	return 0;
+}
+
+static int test_bad_placement(void)
+{
+	struct acpi_tables t;
+	struct acpi_placement at[ACPI_NR_FILES];
+	keel_error *err = NULL;
+	uint8_t *rsdp = calloc(1, ROOM), *tables = calloc(1, ROOM);
+
+	REQUIRE(acpi_build(&big, &t, &err) == 0);
+#define RESET_AT() do { \
+	at[ACPI_FILE_RSDP] = (struct acpi_placement){ RSDP_GPA, rsdp, ROOM }; \
+	at[ACPI_FILE_TABLES] = (struct acpi_placement){ TABLES_GPA, tables, ROOM }; \
+} while (0)
+	RESET_AT();
+	at[ACPI_FILE_TABLES].room = t.size[ACPI_FILE_TABLES] - 1;
+	CHECK(acpi_place(&t, at, &err) == -1);
+	CHECK_ERR(err, KEEL_ERR_TOO_LARGE, "etc/acpi/tables needs");
+	RESET_AT();
+	at[ACPI_FILE_TABLES].gpa = 0x100000000ULL;
+	CHECK(acpi_place(&t, at, &err) == -1);
+	CHECK_ERR(err, KEEL_ERR_INVALID, "below 4 GiB");
+	RESET_AT();
+	at[ACPI_FILE_TABLES].gpa = 0xffffff00ULL;      /* starts below, ends above */
+	CHECK(acpi_place(&t, at, &err) == -1);
+	CHECK_ERR(err, KEEL_ERR_INVALID, "below 4 GiB");
+	RESET_AT();
+	at[ACPI_FILE_TABLES].gpa = TABLES_GPA + 32;
+	CHECK(acpi_place(&t, at, &err) == -1);
+	CHECK_ERR(err, KEEL_ERR_INVALID, "64-byte aligned");
+	RESET_AT();
+	at[ACPI_FILE_RSDP].gpa = TABLES_GPA + 64;
+	CHECK(acpi_place(&t, at, &err) == -1);
+	CHECK_ERR(err, KEEL_ERR_INVALID, "overlaps");
+	RESET_AT();
+	CHECK(acpi_place(&t, at, &err) == 0);
+#undef RESET_AT
+	acpi_tables_free(&t);
+	free(rsdp);
+	free(tables);
+	return 0;
+}
+
 int main(void)
 {
 	RUN(test_pkglen);
@@ -285,5 +825,8 @@ int main(void)
 	RUN(test_names);
 	RUN(test_blocks);
 	RUN(test_resources);
+	RUN(test_boards);
+	RUN(test_bad_boards);
+	RUN(test_bad_placement);
 	return test_exit();
 }
