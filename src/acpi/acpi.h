@@ -8,7 +8,8 @@
  * serves both boots: two files (`etc/acpi/rsdp`, `etc/acpi/tables`) whose
  * pointer fields hold offsets into their target file, plus the pointer
  * fix-ups and checksum ranges.  acpi_place() resolves them for a direct
- * kernel boot.
+ * kernel boot; acpi_table_loader() writes them as QEMU's `etc/table-loader`
+ * script for firmware (OVMF, SeaBIOS) to resolve.
  */
 #ifndef KEEL_ACPI_ACPI_H
 #define KEEL_ACPI_ACPI_H
@@ -118,5 +119,23 @@ struct acpi_placement {
  */
 int acpi_place(const struct acpi_tables *t, const struct acpi_placement at[ACPI_NR_FILES],
 	       keel_error **err);
+
+/*
+ * Firmware boot: QEMU's `etc/table-loader` (hw/acpi/bios-linker-loader.c):
+ * 128-byte ALLOCATE, ADD_POINTER and ADD_CHECKSUM commands.  *blob is
+ * malloc()ed; the files themselves are served unchanged.
+ */
+#define ACPI_LOADER_NAME        "etc/table-loader"
+#define ACPI_LOADER_ENTRY_SIZE  128
+#define ACPI_LOADER_FNAME_SIZE  56
+enum {
+	ACPI_LOADER_ALLOCATE = 1,
+	ACPI_LOADER_ADD_POINTER = 2,
+	ACPI_LOADER_ADD_CHECKSUM = 3,
+	ACPI_LOADER_ZONE_HIGH = 1,
+	ACPI_LOADER_ZONE_FSEG = 2,
+};
+int acpi_table_loader(const struct acpi_tables *t, uint8_t **blob, size_t *size,
+		      keel_error **err);
 
 #endif

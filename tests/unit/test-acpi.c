@@ -3,7 +3,8 @@
  * The ACPI generator: AML encodings against bytes written by hand from the
  * ACPI 6.4 grammar (and checked once against iasl's output), then whole
  * boards: lengths, checksums and pointers after acpi_place(), the MADT,
- * MCFG, FADT and DSDT contents, and bad boards refused with a message.
+ * MCFG, FADT and DSDT contents, the table-loader script decoded and run as
+ * firmware runs it, and bad boards refused with a message.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -692,6 +693,118 @@ static int test_boards(void)
 	return 0;
 }
 
+/* ---- etc/table-loader -------------------------------------------------- */
+
+static const char *fname(const uint8_t *p)
+{
+	/* 56 bytes, NUL-terminated (firmware checks the last byte). */
+	return p[ACPI_LOADER_FNAME_SIZE - 1] == 0 ? (const char *)p : "<unterminated>";
+}
+
+static int file_of(const char *name)
+{
+	for (int f = 0; f < ACPI_NR_FILES; f++)
+		if (!strcmp(name, acpi_file_name(f)))
+			return f;
+	return -1;
+}
+
+/*
+ * Runs the script the way OVMF's QemuFwCfgAcpi.c does (ALLOCATE copies the
+ * file, ADD_POINTER adds the pointee's base, ADD_CHECKSUM stores 0 - sum
+ * over a range holding the result byte) and compares the outcome with
+ * acpi_place() at the same addresses.
+ */
+static int test_loader(void)
+{
+	static const uint64_t base[ACPI_NR_FILES] = { RSDP_GPA, TABLES_GPA };
+	struct placed p;
+	uint8_t *blob = NULL, *fw[ACPI_NR_FILES] = { NULL };
+	size_t size = 0;
+	keel_error *err = NULL;
+	int n, allocs = 0, ptrs = 0, sums = 0;
+
+	REQUIRE(place(&big, &p) == 0);
+	REQUIRE(acpi_table_loader(&p.t, &blob, &size, &err) == 0);
+	n = (int)(size / ACPI_LOADER_ENTRY_SIZE);
+	CHECK(size % ACPI_LOADER_ENTRY_SIZE == 0);
+	CHECK(n == ACPI_NR_FILES + p.t.nr_pointers + p.t.nr_checksums);
+	for (int i = 0; i < n; i++) {
+		const uint8_t *c = blob + (size_t)i * ACPI_LOADER_ENTRY_SIZE, *a = c + 4;
+		uint32_t type = get_le32(c);
+		int f = file_of(fname(a)), g;
+
+		if (f < 0) {
+			fprintf(stderr, "loader command %d names \"%s\"\n", i, fname(a));
+			check_failures++;
+			continue;
+		}
+		switch (type) {
+		case ACPI_LOADER_ALLOCATE:
+			/* Both allocations come first: every later command needs them. */
+			CHECK(i == allocs && !fw[f]);
+			CHECK(get_le32(a + 56) == acpi_file_align(f));
+			CHECK(a[60] == (f == ACPI_FILE_RSDP ? ACPI_LOADER_ZONE_FSEG :
+					ACPI_LOADER_ZONE_HIGH));
+			CHECK(base[f] % get_le32(a + 56) == 0);
+			fw[f] = malloc(p.t.size[f]);
+			memcpy(fw[f], p.t.data[f], p.t.size[f]);
+			allocs++;
+			break;
+		case ACPI_LOADER_ADD_POINTER: {
+			const struct acpi_pointer *ptr = &p.t.pointers[ptrs];
+			uint32_t off = get_le32(a + 112);
+			uint8_t sz = a[116];
+			uint64_t v;
+
+			g = file_of(fname(a + 56));
+			CHECK(ptrs < p.t.nr_pointers && sums == 0);
+			CHECK(f == (int)ptr->file && g == (int)ptr->target);
+			CHECK(off == ptr->offset && sz == ptr->size);
+			if (g < 0 || !fw[f] || !fw[g] || off + sz > p.t.size[f])
+				break;
+			v = sz == 8 ? get_le64(fw[f] + off) : get_le32(fw[f] + off);
+			CHECK(v < p.t.size[g]);
+			v += base[g];
+			if (sz == 8)
+				put_le64(fw[f] + off, v);
+			else
+				put_le32(fw[f] + off, (uint32_t)v);
+			ptrs++;
+			break;
+		}
+		case ACPI_LOADER_ADD_CHECKSUM: {
+			const struct acpi_checksum *k = &p.t.checksums[sums];
+			uint32_t at = get_le32(a + 56), start = get_le32(a + 60);
+			uint32_t len = get_le32(a + 64);
+
+			CHECK(sums < p.t.nr_checksums && f == (int)k->file);
+			CHECK(at == k->at && start == k->start && len == k->length);
+			if (!fw[f] || start + len > p.t.size[f] || at >= p.t.size[f])
+				break;
+			fw[f][at] = (uint8_t)-sum(fw[f] + start, len);
+			sums++;
+			break;
+		}
+		default:
+			fprintf(stderr, "loader command %d has type %u\n", i, type);
+			check_failures++;
+		}
+	}
+	CHECK(allocs == ACPI_NR_FILES && ptrs == p.t.nr_pointers && sums == p.t.nr_checksums);
+	/* The RSDP's pointers and both its checksums are in the script. */
+	CHECK(sums >= 2 && p.t.checksums[sums - 2].file == ACPI_FILE_RSDP &&
+	      p.t.checksums[sums - 2].length == 20 && p.t.checksums[sums - 2].at == 8 &&
+	      p.t.checksums[sums - 1].length == 36 && p.t.checksums[sums - 1].at == 32);
+	for (int f = 0; f < ACPI_NR_FILES; f++)
+		CHECK(fw[f] && !memcmp(fw[f], p.mem[f], p.t.size[f]));
+	for (int f = 0; f < ACPI_NR_FILES; f++)
+		free(fw[f]);
+	free(blob);
+	unplace(&p);
+	return 0;
+}
+
 /* ---- errors ------------------------------------------------------------- */
 
 static void expect_refused(const struct acpi_board *b, const char *needle)
@@ -826,6 +939,7 @@ int main(void)
 	RUN(test_blocks);
 	RUN(test_resources);
 	RUN(test_boards);
+	RUN(test_loader);
 	RUN(test_bad_boards);
 	RUN(test_bad_placement);
 	return test_exit();
