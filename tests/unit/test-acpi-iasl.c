@@ -119,6 +119,8 @@ static int count_lines(const char *text, const char *const *words, int nwords, b
 static const char *const iasl_bad[] = { "Error", "Warning" };
 /* What the disassembler writes into a .dsl about a broken table. */
 static const char *const dsl_bad[] = { "Error", "Warning", "Incorrect", "Invalid", "****" };
+static const char *const crs_any[] = { "Name (_CRS, " };
+static const char *const crs_template[] = { "Name (_CRS, ResourceTemplate ()" };
 
 static void disassemble(const char *dir, const char *name, int board)
 {
@@ -147,6 +149,16 @@ static void disassemble(const char *dir, const char *name, int board)
 	rc = run(cmd, out, sizeof(out));
 	if (rc != 0 || count_lines(out, dsl_bad, 5, false)) {
 		fprintf(stderr, "board %d: %s.dsl says the table is broken:\n%s\n", board, name,
+			out);
+		check_failures++;
+	}
+	/*
+	 * A _CRS buffer that is not a valid resource template is shown as a
+	 * plain Buffer, silently: every one must decode as ResourceTemplate.
+	 */
+	if (!strcmp(name, "dsdt") && count_lines(out, crs_any, 1, false) !=
+	    count_lines(out, crs_template, 1, false)) {
+		fprintf(stderr, "board %d: a _CRS is not a valid resource template:\n%s\n", board,
 			out);
 		check_failures++;
 	}
