@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acpi/acpi.h"
 #include "board/machine.h"
 #include "boot/boot.h"
 #include "bus/bus.h"
@@ -270,10 +271,68 @@ static int write_mptable(struct machine *m, keel_error **err)
 	return mptable_write(&m->mem, m->cfg->cpus, irqs, n, err);
 }
 
+/*
+ * The board as ACPI describes it: the same facts the devices were built
+ * with (layout, chipset, INTx wiring, legacy devices, virtio-mmio windows).
+ */
+static int build_acpi(struct machine *m, struct acpi_tables *t, keel_error **err)
+{
+	struct pci_intx_route intx[PCI_MAX_SLOTS];
+	struct acpi_pci_route routes[PCI_MAX_SLOTS];
+	struct acpi_mmio_dev mmio[MMIO_MAX_DEVICES];
+	int nr_routes = pci_intx_routes(m->pci, intx, PCI_MAX_SLOTS);
+	const struct acpi_board board = {
+		.nr_cpus = m->cfg->cpus,
+		.lapic_addr = LAYOUT_LAPIC, .ioapic_addr = LAYOUT_IOAPIC,
+		.ioapic_id = (uint8_t)m->cfg->cpus,     /* as the MP table says */
+		.ecam_base = LAYOUT_PCI_ECAM, .ecam_size = LAYOUT_PCI_ECAM_SIZE,
+		.pci_io_base = LAYOUT_PCI_IO, .pci_io_size = LAYOUT_PCI_IO_SIZE,
+		.pci_mem32_base = LAYOUT_PCI_MMIO32, .pci_mem32_size = LAYOUT_PCI_MMIO32_SIZE,
+		.routes = routes, .nr_routes = nr_routes,
+		.pm_base = PM_BASE, .sci_irq = SCI_IRQ, .s5_slp_typ = S5_SLP_TYP,
+		.com_mask = (1u << m->cfg->nr_serial) - 1,
+		.rtc = true, .i8042 = true,
+		.mmio = mmio, .nr_mmio = m->nr_mmio,
+	};
+
+	for (int i = 0; i < nr_routes; i++)
+		routes[i] = (struct acpi_pci_route){ .slot = intx[i].slot, .pin = intx[i].pin,
+						     .gsi = intx[i].gsi };
+	for (int n = 0; n < m->nr_mmio; n++)
+		mmio[n] = (struct acpi_mmio_dev){
+			.base = LAYOUT_VIRTIO_MMIO + (uint64_t)n * VIRTIO_MMIO_STRIDE,
+			.size = VIRTIO_MMIO_SIZE, .gsi = mmio_irqs[n],
+		};
+	return acpi_build(&board, t, err);
+}
+
+/* The ACPI tables in guest memory for a direct kernel boot; returns the RSDP's address. */
+static uint64_t place_acpi(struct machine *m, keel_error **err)
+{
+	const uint64_t rsdp = LAYOUT_ACPI, tables = LAYOUT_ACPI + 64;
+	struct acpi_placement at[ACPI_NR_FILES] = {
+		[ACPI_FILE_RSDP] = { .gpa = rsdp, .room = tables - rsdp },
+		[ACPI_FILE_TABLES] = { .gpa = tables, .room = LAYOUT_ACPI + LAYOUT_ACPI_SIZE - tables },
+	};
+	struct acpi_tables t;
+	int ret;
+
+	for (int f = 0; f < ACPI_NR_FILES; f++)
+		at[f].host = mem_ptr(&m->mem, at[f].gpa, at[f].room);
+	if (!at[ACPI_FILE_RSDP].host || !at[ACPI_FILE_TABLES].host)
+		return err_set(err, KEEL_ERR_INVALID, "guest RAM does not hold the ACPI area"), 0;
+	if (build_acpi(m, &t, err) < 0)
+		return 0;
+	ret = acpi_place(&t, at, err);
+	acpi_tables_free(&t);
+	return ret < 0 ? 0 : rsdp;
+}
+
 int machine_load(struct machine *m, struct vcpu *vcpus, bool reload, keel_error **err)
 {
 	const struct keel_boot_loader *bl = m->cfg->boot;
 	struct boot_entry entry;
+	uint64_t rsdp;
 	char *cmdline;
 	int ret;
 
@@ -287,7 +346,7 @@ int machine_load(struct machine *m, struct vcpu *vcpus, bool reload, keel_error 
 				return -1;
 	}
 	x86_write_boot_tables(&m->mem);
-	if (write_mptable(m, err) < 0)
+	if (write_mptable(m, err) < 0 || !(rsdp = place_acpi(m, err)))
 		return -1;
 	cmdline = malloc(LAYOUT_CMDLINE_MAX);
 	if (!cmdline)
@@ -298,7 +357,7 @@ int machine_load(struct machine *m, struct vcpu *vcpus, bool reload, keel_error 
 			"kernel command line with the virtio-mmio devices exceeds %llu bytes",
 			LAYOUT_CMDLINE_MAX - 1);
 	else
-		ret = boot_load_files(&m->mem, bl->kernel, bl->initrd, cmdline, &entry, err);
+		ret = boot_load_files(&m->mem, bl->kernel, bl->initrd, cmdline, rsdp, &entry, err);
 	free(cmdline);
 	if (ret < 0)
 		return -1;

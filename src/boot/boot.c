@@ -158,7 +158,8 @@ int boot_probe_file(const char *path, enum boot_format *fmt, keel_error **err)
 }
 
 int boot_load_files(struct mem *mem, const char *kernel, const char *initrd,
-		    const char *cmdline, struct boot_entry *entry, keel_error **err)
+		    const char *cmdline, uint64_t rsdp, struct boot_entry *entry,
+		    keel_error **err)
 {
 	struct e820_entry e820[E820_MAX];
 	struct boot_spec spec;
@@ -183,6 +184,7 @@ int boot_load_files(struct mem *mem, const char *kernel, const char *initrd,
 		.cmdline = cmdline ? cmdline : "",
 		.e820 = e820,
 		.nr_e820 = nr,
+		.rsdp = rsdp,
 	};
 	ret = boot_load(mem, &spec, entry, err);
 	if (ret) {

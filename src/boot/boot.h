@@ -40,15 +40,20 @@ struct boot_spec {
 	const char *cmdline;    /* never NULL */
 	const struct e820_entry *e820;
 	int nr_e820;
+	uint64_t rsdp;          /* the ACPI RSDP's guest address; 0: none */
 };
 
 /* Identifies the image format; checks only what can be checked without RAM. */
 int boot_probe(const uint8_t *buf, size_t len, enum boot_format *fmt, keel_error **err);
 /* Reads `path` and probes it (config validation), naming the file in errors. */
 int boot_probe_file(const char *path, enum boot_format *fmt, keel_error **err);
-/* Reads the files of a boot loader and loads them (VM creation and reset). */
+/*
+ * Reads the files of a boot loader and loads them (VM creation and reset),
+ * telling the kernel where the ACPI RSDP is (0: none).
+ */
 int boot_load_files(struct mem *mem, const char *kernel, const char *initrd,
-		    const char *cmdline, struct boot_entry *entry, keel_error **err);
+		    const char *cmdline, uint64_t rsdp, struct boot_entry *entry,
+		    keel_error **err);
 /* Loads into guest RAM; nothing is written to RAM if the spec is invalid. */
 int boot_load(struct mem *mem, const struct boot_spec *spec, struct boot_entry *entry,
 	      keel_error **err);

@@ -45,6 +45,7 @@
 #define LOADER_UNDEFINED     0xff
 
 /* boot_params (zero page) fields outside the setup header. */
+#define BP_ACPI_RSDP_ADDR    0x070   /* boot protocol 2.14 */
 #define BP_EXT_RAMDISK_IMAGE 0x0c0
 #define BP_EXT_RAMDISK_SIZE  0x0c4
 #define BP_EXT_CMD_LINE_PTR  0x0c8
@@ -241,6 +242,7 @@ int bzimage_load(struct mem *mem, const struct boot_spec *spec, struct boot_entr
 	put_le32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd_gpa >> 32));
 	put_le32(bp + HDR_RAMDISK_SIZE, (uint32_t)(initrd_gpa ? spec->initrd_size : 0));
 	put_le32(bp + BP_EXT_RAMDISK_SIZE, 0);
+	put_le64(bp + BP_ACPI_RSDP_ADDR, spec->rsdp);
 	bp[BP_E820_ENTRIES] = (uint8_t)spec->nr_e820;
 	for (i = 0; i < spec->nr_e820; i++) {
 		uint8_t *e = bp + BP_E820_TABLE + (size_t)i * BP_E820_ENTRY_SIZE;

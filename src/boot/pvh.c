@@ -340,7 +340,7 @@ int pvh_load(struct mem *mem, const struct boot_spec *spec, struct boot_entry *e
 	put_le32(si + SI_VERSION, 1);
 	put_le32(si + SI_FLAGS, 0);
 	put_le64(si + SI_CMDLINE_PADDR, LAYOUT_CMDLINE);
-	put_le64(si + SI_RSDP_PADDR, 0);
+	put_le64(si + SI_RSDP_PADDR, spec->rsdp);
 	if (initrd_gpa) {
 		uint8_t *mod = si + MODLIST_OFF;
 

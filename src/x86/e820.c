@@ -35,8 +35,9 @@ int e820_build(const struct mem *mem, struct e820_entry *tab, int max)
 	/* Base memory; the EBDA at its top holds the MP table. */
 	if (e820_add(tab, max, &n, 0, min_u64(low_end, LAYOUT_EBDA), E820_RAM) ||
 	    e820_add(tab, max, &n, LAYOUT_EBDA, LAYOUT_BASE_MEM_END, E820_RESERVED) ||
-	    /* The BIOS area, where guests look for the MP floating pointer. */
-	    e820_add(tab, max, &n, LAYOUT_BIOS_START, LAYOUT_HIGH_RAM, E820_RESERVED) ||
+	    /* The ACPI tables and the BIOS area, where guests look for the
+	     * RSDP and the MP floating pointer. */
+	    e820_add(tab, max, &n, LAYOUT_ACPI, LAYOUT_HIGH_RAM, E820_RESERVED) ||
 	    e820_add(tab, max, &n, LAYOUT_HIGH_RAM, low_end, E820_RAM))
 		return -1;
 

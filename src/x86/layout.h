@@ -16,6 +16,8 @@
 #define LAYOUT_CMDLINE_MAX      0x10000ULL  /* bytes, NUL included */
 #define LAYOUT_EBDA             0x9fc00ULL  /* MP table lives here */
 #define LAYOUT_BASE_MEM_END     0xa0000ULL
+#define LAYOUT_ACPI             0xe0000ULL  /* ACPI tables, RSDP first (64 KiB) */
+#define LAYOUT_ACPI_SIZE        0x10000ULL
 #define LAYOUT_BIOS_START       0xf0000ULL
 #define LAYOUT_HIGH_RAM         0x100000ULL /* kernels load from here */
 

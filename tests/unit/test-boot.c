@@ -465,7 +465,8 @@ static uint8_t *make_elf(int is64, size_t entry_descsz)
 #define PH64 64
 #define PH64_NOTE (64 + 56)
 
-static void check_start_info(uint64_t initrd_gpa, size_t initrd_len, const char *cmdline)
+static void check_start_info(uint64_t initrd_gpa, size_t initrd_len, const char *cmdline,
+			     uint64_t rsdp)
 {
 	uint8_t *si = gp(LAYOUT_PVH_INFO, LAYOUT_PVH_INFO_SIZE);
 	uint64_t memmap, modlist;
@@ -476,7 +477,7 @@ static void check_start_info(uint64_t initrd_gpa, size_t initrd_len, const char 
 	CHECK(get32(si + 8) == 0);
 	CHECK(get32(si + 12) == (initrd_len ? 1 : 0));
 	CHECK(get64(si + 24) == LAYOUT_CMDLINE);
-	CHECK(get64(si + 32) == 0);
+	CHECK(get64(si + 32) == rsdp);
 	CHECK(get32(si + 48) == (uint32_t)nr_e820);
 	CHECK(get32(si + 52) == 0);
 	memmap = get64(si + 40);
@@ -551,12 +552,12 @@ static void test_pvh_ok(void)
 		}
 		initrd_gpa = (RAM_SIZE - sizeof(initrd)) & ~0xfffULL;
 		CHECK(memcmp(gp(initrd_gpa, sizeof(initrd)), initrd, sizeof(initrd)) == 0);
-		check_start_info(initrd_gpa, sizeof(initrd), cmdline);
+		check_start_info(initrd_gpa, sizeof(initrd), cmdline, 0);
 
 		printf("PVH: ELF%d without initrd\n", is64 ? 64 : 32);
 		reset_ram();
 		CHECK(load(b, ELF_LEN, NULL, 0, "", &entry, NULL) == 0);
-		check_start_info(0, 0, "");
+		check_start_info(0, 0, "", 0);
 		free(b);
 	}
 	reset_ram();
@@ -731,28 +732,29 @@ static void test_probe_and_files(void)
 			chmod(kpath, 0644);
 	}
 
-	CHECK(boot_load_files(&ram, kpath, ipath, "console=ttyS0", &entry, &err) == 0);
+	CHECK(boot_load_files(&ram, kpath, ipath, "console=ttyS0", 0xe0000, &entry, &err) == 0);
 	if (err) {
 		fprintf(stderr, "boot_load_files: %s\n", keel_error_get_message(err));
 		keel_error_free(err);
 		err = NULL;
 	}
 	CHECK(entry.mode == BOOT_MODE_PVH32 && entry.rip == ELF_ENTRY);
-	check_start_info((RAM_SIZE - sizeof(initrd)) & ~0xfffULL, sizeof(initrd), "console=ttyS0");
+	check_start_info((RAM_SIZE - sizeof(initrd)) & ~0xfffULL, sizeof(initrd), "console=ttyS0",
+			 0xe0000);
 	reset_ram();
 
-	EXPECT_ERR(boot_load_files(&ram, kpath, missing, "", &entry, &err), err,
+	EXPECT_ERR(boot_load_files(&ram, kpath, missing, "", 0, &entry, &err), err,
 		   KEEL_ERR_NOT_FOUND, "initrd '");
-	EXPECT_ERR(boot_load_files(&ram, missing, ipath, "", &entry, &err), err,
+	EXPECT_ERR(boot_load_files(&ram, missing, ipath, "", 0, &entry, &err), err,
 		   KEEL_ERR_NOT_FOUND, "kernel '");
-	EXPECT_ERR(boot_load_files(&ram, kpath, empty, "", &entry, &err), err, KEEL_ERR_FORMAT,
+	EXPECT_ERR(boot_load_files(&ram, kpath, empty, "", 0, &entry, &err), err, KEEL_ERR_FORMAT,
 		   "is empty");
 	/* Load errors name the files. */
 	put32(elf + ELF_NOTE_OFF + 24 + 8, 17);
 	unlink(kpath);
 	free(kpath);
 	kpath = write_tmp("vmlinux", elf, ELF_LEN);
-	EXPECT_ERR(boot_load_files(&ram, kpath, NULL, "", &entry, &err), err, KEEL_ERR_FORMAT,
+	EXPECT_ERR(boot_load_files(&ram, kpath, NULL, "", 0, &entry, &err), err, KEEL_ERR_FORMAT,
 		   "vmlinux': ELF kernel has no PVH entry note");
 	err = NULL;
 
@@ -857,7 +859,7 @@ static void test_real_kernel(void)
 		goto out;
 	}
 	CHECK(e820_build(&big, tab, E820_MAX) == 4);
-	if (boot_load_files(&big, vmlinux, initrd, "console=ttyS0 panic=-1", &entry, &err)) {
+	if (boot_load_files(&big, vmlinux, initrd, "console=ttyS0 panic=-1", 0, &entry, &err)) {
 		fprintf(stderr, "load: %s\n", keel_error_get_message(err));
 		keel_error_free(err);
 		check_failures++;

@@ -53,8 +53,8 @@ static void check_map(uint64_t size)
 	CHECK(tab[0].addr == 0 && tab[0].size == LAYOUT_EBDA && tab[0].type == E820_RAM);
 	CHECK(tab[1].addr == LAYOUT_EBDA && tab[1].size == LAYOUT_BASE_MEM_END - LAYOUT_EBDA &&
 	      tab[1].type == E820_RESERVED);
-	CHECK(tab[2].addr == LAYOUT_BIOS_START &&
-	      tab[2].size == LAYOUT_HIGH_RAM - LAYOUT_BIOS_START && tab[2].type == E820_RESERVED);
+	CHECK(tab[2].addr == LAYOUT_ACPI &&
+	      tab[2].size == LAYOUT_HIGH_RAM - LAYOUT_ACPI && tab[2].type == E820_RESERVED);
 	CHECK(tab[3].addr == LAYOUT_HIGH_RAM && tab[3].size == low_end - LAYOUT_HIGH_RAM &&
 	      tab[3].type == E820_RAM);
 	if (size > LAYOUT_MMIO_HOLE)
@@ -63,7 +63,7 @@ static void check_map(uint64_t size)
 	/* All RAM but the EBDA and the 0xa0000-0x100000 hole is reported as RAM. */
 	CHECK(ram == size - (LAYOUT_HIGH_RAM - LAYOUT_EBDA));
 	CHECK(reserved == (LAYOUT_BASE_MEM_END - LAYOUT_EBDA) +
-			  (LAYOUT_HIGH_RAM - LAYOUT_BIOS_START));
+			  (LAYOUT_HIGH_RAM - LAYOUT_ACPI));
 
 	/* A table that is too small is refused, not overrun. */
 	CHECK(e820_build(&mem, tab, n - 1) == -1);
