@@ -54,7 +54,7 @@ void cli_usage(FILE *stream)
 		"             (signal or console), 7 guest halted (every vCPU stopped for good)\n");
 }
 
-uint64_t cli_parse_size(const char *s)
+bool cli_parse_size(const char *s, uint64_t *size)
 {
 	unsigned long long v;
 	char *end;
@@ -62,21 +62,22 @@ uint64_t cli_parse_size(const char *s)
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return 0;
+	if (errno || end == s || *s == '-')
+		return false;
 	switch (*end) {
 	case 'K': case 'k': mul = 1ULL << 10; end++; break;
 	case 'M': case 'm': mul = 1ULL << 20; end++; break;
 	case 'G': case 'g': mul = 1ULL << 30; end++; break;
 	case 'T': case 't': mul = 1ULL << 40; end++; break;
 	case '\0': break;
-	default: return 0;
+	default: return false;
 	}
 	if (*end == 'i' || *end == 'B' || *end == 'b')    /* accept MiB, MB */
 		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
 	if (*end || v > UINT64_MAX / mul)
-		return 0;
-	return v * mul;
+		return false;
+	*size = v * mul;
+	return true;
 }
 
 enum { OPT_ON_RESET = 256, OPT_HUGEPAGES, OPT_RNG, OPT_CONSOLE, OPT_TRANSPORT, OPT_STOP_TIMEOUT };
@@ -131,8 +132,8 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 			}
 			break;
 		case 'm':
-			run->memory = cli_parse_size(optarg);
-			if (!run->memory) {
+			/* 0 is a size: validation says what the minimum is. */
+			if (!cli_parse_size(optarg, &run->memory)) {
 				fprintf(stderr, "keel: --memory '%s': not a size (e.g. 512M, 2G)\n", optarg);
 				return -1;
 			}
@@ -247,6 +248,17 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 	return 0;
 }
 
+/* An attachment for `opt`'s value; errors are printed naming the option. */
+static keel_serial_attachment *serial_option(const char *opt, const char *spec, int stdio_in)
+{
+	char msg[512];
+	keel_serial_attachment *att = cli_serial_attachment(spec, stdio_in, msg, sizeof(msg));
+
+	if (!att)
+		fprintf(stderr, "keel: %s '%s': %s\n", opt, spec, msg);
+	return att;
+}
+
 keel_config *cli_build_config(const struct cli_run *run, keel_error **err)
 {
 	keel_config *cfg = keel_config_new(err);
@@ -266,10 +278,10 @@ keel_config *cli_build_config(const struct cli_run *run, keel_error **err)
 	keel_config_set_boot_loader(cfg, bl);
 	keel_config_set_virtio_transport(cfg, run->transport);
 	for (int i = 0; i < run->nr_serial; i++) {
-		keel_serial_attachment *att = cli_serial_attachment(run->serial[i], run->stdio_in, err);
+		keel_serial_attachment *att = serial_option("--serial", run->serial[i], run->stdio_in);
 
 		if (!att)
-			goto fail;
+			goto usage;
 		keel_config_add_serial_port(cfg, att);
 	}
 	for (int i = 0; i < run->nr_disks; i++) {
@@ -305,14 +317,20 @@ keel_config *cli_build_config(const struct cli_run *run, keel_error **err)
 		keel_config_add_entropy_device(cfg, rng);
 	}
 	for (int i = 0; i < run->nr_consoles; i++) {
-		keel_serial_attachment *att = cli_serial_attachment(run->consoles[i], run->stdio_in, err);
-		keel_console_device *con = att ? keel_virtio_console_device_new(att, err) : NULL;
+		keel_serial_attachment *att = serial_option("--console", run->consoles[i],
+							    run->stdio_in);
+		keel_console_device *con;
 
+		if (!att)
+			goto usage;
+		con = keel_virtio_console_device_new(att, err);
 		if (!con)
 			goto fail;
 		keel_config_add_console_device(cfg, con);
 	}
 	return cfg;
+usage:
+	*err = NULL;            /* printed, naming the option */
 fail:
 	keel_config_free(cfg);
 	return NULL;
@@ -345,40 +363,42 @@ static int accept_one(const char *path, char *msg, size_t msg_len)
 	return fd;
 }
 
-keel_serial_attachment *cli_serial_attachment(const char *spec, int stdio_in, keel_error **err)
+keel_serial_attachment *cli_serial_attachment(const char *spec, int stdio_in, char *msg,
+					      size_t msg_len)
 {
-	if (!strncmp(spec, "socket:", 7)) {
-		keel_serial_attachment *att;
-		char msg[256];
-		int fd = accept_one(spec + 7, msg, sizeof(msg));
+	keel_serial_attachment *att = NULL;
+	keel_error *err = NULL;
 
-		if (fd < 0) {
-			fprintf(stderr, "keel: %s\n", msg);
-			*err = NULL;
+	if (!strncmp(spec, "socket:", 7)) {
+		int fd = accept_one(spec + 7, msg, msg_len);
+
+		if (fd < 0)
 			return NULL;
-		}
-		att = keel_serial_attachment_new_fds(fd, fd, err);
+		att = keel_serial_attachment_new_fds(fd, fd, &err);
 		close(fd);      /* the attachment holds its own duplicates */
-		return att;
-	}
-	if (!strcmp(spec, "stdio"))
-		return stdio_in >= 0 ? keel_serial_attachment_new_fds(stdio_in, STDOUT_FILENO, err) :
-				       keel_serial_attachment_new_stdio(err);
-	if (!strcmp(spec, "none"))
-		return keel_serial_attachment_new_fds(-1, -1, err);
-	if (!strncmp(spec, "fd:", 3)) {
+	} else if (!strcmp(spec, "stdio")) {
+		att = stdio_in >= 0 ? keel_serial_attachment_new_fds(stdio_in, STDOUT_FILENO, &err) :
+				      keel_serial_attachment_new_stdio(&err);
+	} else if (!strcmp(spec, "none")) {
+		att = keel_serial_attachment_new_fds(-1, -1, &err);
+	} else if (!strncmp(spec, "fd:", 3)) {
 		char *end;
 		long fd;
 
 		errno = 0;
 		fd = strtol(spec + 3, &end, 10);
 		if (errno || *end || end == spec + 3 || fd < 0 || fd > 65535) {
-			/* Reported through the library's own check of the descriptor. */
-			fd = 65535;
+			snprintf(msg, msg_len, "not a descriptor number");
+			return NULL;
 		}
-		return keel_serial_attachment_new_fds((int)fd, (int)fd, err);
+		att = keel_serial_attachment_new_fds((int)fd, (int)fd, &err);
+	} else {
+		att = keel_serial_attachment_new_file(spec + 5, &err);
 	}
-	return keel_serial_attachment_new_file(spec + 5, err);
+	if (!att)
+		snprintf(msg, msg_len, "%s", err ? keel_error_get_message(err) : "cannot be set up");
+	keel_error_free(err);
+	return att;
 }
 
 keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len)

@@ -37,14 +37,16 @@ struct cli_run {
 
 /* Parses `keel run` flags (argv[0] is "run"); on error prints to stderr. */
 int cli_parse_run(int argc, char **argv, struct cli_run *run);
-/* Parses "512M", "2G", "1048576K" or plain MiB ("512"); 0 on error. */
-uint64_t cli_parse_size(const char *s);
+/* Parses "512M", "2G", "1048576K" or plain MiB ("512") into *size; false if it is none. */
+bool cli_parse_size(const char *s, uint64_t *size);
 /*
  * A serial attachment from "stdio" (input from `stdio_in` when it is not
- * -1), "file:PATH", "fd:N" (one descriptor for both directions, inherited
- * from the caller) or "none"; NULL and *err on error.
+ * -1), "file:PATH", "socket:PATH" (waits for one client), "fd:N" (one
+ * descriptor for both directions, inherited from the caller) or "none";
+ * NULL and `msg` on error.
  */
-keel_serial_attachment *cli_serial_attachment(const char *spec, int stdio_in, keel_error **err);
+keel_serial_attachment *cli_serial_attachment(const char *spec, int stdio_in, char *msg,
+					      size_t msg_len);
 /* A virtio-blk device from "PATH[,ro][,sync=...][,cache=...][,serial=...][,queues=N]". */
 keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len);
 /*

@@ -220,7 +220,11 @@ KEEL_API void keel_nat_attachment_set_subnet(keel_network_attachment *att, const
 KEEL_API void keel_nat_attachment_add_port_forward(keel_network_attachment *att,
 						   keel_net_protocol proto, const char *host_addr,
 						   uint16_t host_port, uint16_t guest_port);
-/* An existing TAP interface by name (needs CAP_NET_ADMIN to attach). */
+/*
+ * An existing TAP interface by name (needs CAP_NET_ADMIN to attach); a
+ * missing one is an error (KEEL_ERR_NOT_FOUND) when the VM is created, not
+ * created on the fly: use keel_bridged_attachment_new() for that.
+ */
 KEEL_API keel_network_attachment *keel_tap_attachment_new(const char *ifname, keel_error **err);
 /*
  * Bridged: keel creates a TAP interface and adds it to the Linux bridge
@@ -304,7 +308,8 @@ KEEL_API void keel_config_set_log_callback(keel_config *cfg, keel_log_cb cb,
  * CPU count within KVM's limit, memory size bounds and alignment, kernel and
  * initrd present, readable and of a recognised format, command line length,
  * disk images present, readable (and writable unless read-only), of a size
- * that is a multiple of 512 bytes.
+ * that is a multiple of 512 bytes, memory within this host's RAM and swap
+ * and within the guest physical address bits KVM offers.
  * Reports the first problem found.
  */
 KEEL_API int keel_config_validate(const keel_config *cfg, keel_error **err);

@@ -16,6 +16,7 @@
 /* Setup header fields: offsets in the image and in boot_params alike. */
 #define HDR_START            0x1f1   /* setup_sects, first byte of the header */
 #define HDR_SETUP_SECTS      0x1f1
+#define HDR_SYSSIZE          0x1f4   /* protected-mode size in 16-byte paragraphs */
 #define HDR_BOOT_FLAG        0x1fe   /* 0xaa55 */
 #define HDR_JUMP             0x200   /* 0xeb, then the header length from 0x202 */
 #define HDR_HEADER           0x202   /* "HdrS" */
@@ -122,6 +123,12 @@ int bzimage_probe(const uint8_t *buf, size_t len, keel_error **err)
 		return err_set(err, KEEL_ERR_FORMAT,
 			       "truncated bzImage: setup claims %u sectors, file has %zu bytes "
 			       "(protected-mode kernel would start at 0x%zx)", sects, len, pm_off);
+	/* A cut-off image would boot and fault in its decompressor. */
+	if ((uint64_t)get_le32(buf + HDR_SYSSIZE) * 16 > len - pm_off)
+		return err_set(err, KEEL_ERR_FORMAT,
+			       "truncated bzImage: its header says the protected-mode kernel is %llu "
+			       "bytes (syssize), the file holds %zu after the setup",
+			       (unsigned long long)get_le32(buf + HDR_SYSSIZE) * 16, len - pm_off);
 	return 0;
 }
 

@@ -125,6 +125,9 @@ bool bus_access(struct bus *bus, uint64_t addr, void *data, unsigned int len, bo
 	d = bus_find(bus, addr);
 	if (d)
 		off = addr - d->base;
+	/* An access running past the end of its claim reaches no handler. */
+	if (d && len > d->len - off)
+		d = NULL;
 	pthread_rwlock_unlock(&bus->lock);
 	if (d) {
 		if (is_write)

@@ -36,8 +36,10 @@ int bus_add(struct bus *bus, struct bus_dev *dev, uint64_t base, uint64_t len,
 	    keel_error **err);
 void bus_del(struct bus *bus, struct bus_dev *dev);
 /*
- * Performs an access.  Returns false when no device claims `addr`: reads
- * then return all-ones, writes are dropped.
+ * Performs an access.  Returns false when no device claims all of
+ * [addr, addr+len) (an access may not straddle the end of a claim, so a
+ * handler never sees an offset past its range): reads then return
+ * all-ones, writes are dropped.
  */
 bool bus_access(struct bus *bus, uint64_t addr, void *data, unsigned int len, bool is_write);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "boot/boot.h"
@@ -272,7 +273,10 @@ static int validate_boot(const keel_boot_loader *bl, keel_error **err)
 
 int vm_config_validate(const struct vm_config *c, keel_error **err)
 {
+	struct sysinfo si;
 	struct kvm kvm;
+	unsigned int bits;
+	uint64_t top;
 
 	if (c->cpus < 1)
 		return err_set(err, KEEL_ERR_INVALID, "CPU count is 0: a VM needs at least one");
@@ -311,7 +315,22 @@ int vm_config_validate(const struct vm_config *c, keel_error **err)
 		return err_set(err, KEEL_ERR_TOO_LARGE, "CPU count %u exceeds KVM's limit of %u",
 			       c->cpus, kvm.max_vcpus);
 	}
+	bits = kvm_phys_bits(&kvm);
 	kvm_close(&kvm);
+	/* RAM above the 32-bit hole continues at 4 GiB. */
+	top = c->mem_size <= LAYOUT_MMIO_HOLE ? c->mem_size :
+	      LAYOUT_4G + (c->mem_size - LAYOUT_MMIO_HOLE);
+	if (bits < 64 && top > 1ULL << bits)
+		return err_set(err, KEEL_ERR_TOO_LARGE,
+			       "memory size %llu MiB ends at guest address 0x%llx, beyond the %u address bits KVM offers",
+			       (unsigned long long)(c->mem_size / MIB), (unsigned long long)top, bits);
+	if (sysinfo(&si) == 0 &&
+	    c->mem_size / si.mem_unit > (uint64_t)si.totalram + si.totalswap)
+		return err_set(err, KEEL_ERR_TOO_LARGE,
+			       "memory size %llu MiB exceeds this host's RAM and swap (%llu MiB)",
+			       (unsigned long long)(c->mem_size / MIB),
+			       (unsigned long long)(((uint64_t)si.totalram + si.totalswap) *
+						    si.mem_unit / MIB));
 	return 0;
 }
 

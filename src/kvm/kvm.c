@@ -26,6 +26,25 @@ static const struct kvm_cap_need needed_caps[] = {
 	{ KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE", "multiprocessor start-up" },
 };
 
+static int kvm_get_cpuid(struct kvm *kvm, keel_error **err)
+{
+	for (int nent = 64; nent <= 4096; nent *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + nent * sizeof(c->entries[0]));
+
+		if (!c)
+			return err_set(err, KEEL_ERR_NOMEM, "out of memory reading CPUID");
+		c->nent = nent;
+		if (ioctl(kvm->sys_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			kvm->cpuid = c;
+			return 0;
+		}
+		free(c);
+		if (errno != E2BIG)
+			return err_errno(err, KEEL_ERR_KVM, errno, "KVM_GET_SUPPORTED_CPUID failed");
+	}
+	return err_set(err, KEEL_ERR_KVM, "KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+}
+
 int kvm_open(struct kvm *kvm, keel_error **err)
 {
 	int ret;
@@ -66,6 +85,8 @@ int kvm_open(struct kvm *kvm, keel_error **err)
 	if (ret <= 0)
 		ret = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
 	kvm->max_vcpus = ret > 0 ? (unsigned int)ret : 4;     /* KVM's documented default */
+	if (kvm_get_cpuid(kvm, err) < 0)
+		goto fail;
 	return 0;
 fail:
 	close(kvm->sys_fd);
@@ -73,23 +94,13 @@ fail:
 	return -1;
 }
 
-static int kvm_get_cpuid(struct kvm *kvm, keel_error **err)
+unsigned int kvm_phys_bits(const struct kvm *kvm)
 {
-	for (int nent = 64; nent <= 4096; nent *= 2) {
-		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + nent * sizeof(c->entries[0]));
-
-		if (!c)
-			return err_set(err, KEEL_ERR_NOMEM, "out of memory reading CPUID");
-		c->nent = nent;
-		if (ioctl(kvm->sys_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
-			kvm->cpuid = c;
-			return 0;
-		}
-		free(c);
-		if (errno != E2BIG)
-			return err_errno(err, KEEL_ERR_KVM, errno, "KVM_GET_SUPPORTED_CPUID failed");
-	}
-	return err_set(err, KEEL_ERR_KVM, "KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+	for (uint32_t i = 0; kvm->cpuid && i < kvm->cpuid->nent; i++)
+		if (kvm->cpuid->entries[i].function == 0x80000008 &&
+		    (kvm->cpuid->entries[i].eax & 0xff) >= 32)
+			return kvm->cpuid->entries[i].eax & 0xff;
+	return 36;      /* what the architecture promises without the leaf */
 }
 
 int kvm_create_vm(struct kvm *kvm, keel_error **err)
@@ -109,7 +120,7 @@ int kvm_create_vm(struct kvm *kvm, keel_error **err)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_CREATE_IRQCHIP failed");
 	if (ioctl(kvm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_CREATE_PIT2 failed");
-	return kvm_get_cpuid(kvm, err);
+	return 0;
 }
 
 void kvm_close(struct kvm *kvm)

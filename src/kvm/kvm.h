@@ -21,12 +21,14 @@ struct kvm {
 
 /*
  * Opens /dev/kvm and checks the API version and the capabilities keel
- * needs.  Fills sys_fd, run_size, max_vcpus; vm_fd stays -1.
+ * needs.  Fills sys_fd, run_size, max_vcpus and cpuid; vm_fd stays -1.
  */
 int kvm_open(struct kvm *kvm, keel_error **err);
 /* Creates the VM with in-kernel irqchip and PIT, TSS and identity map. */
 int kvm_create_vm(struct kvm *kvm, keel_error **err);
 void kvm_close(struct kvm *kvm);
+/* Guest physical address bits KVM offers (CPUID 0x80000008; 36 without it). */
+unsigned int kvm_phys_bits(const struct kvm *kvm);
 int kvm_set_memory(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size, void *host,
 		   keel_error **err);
 int kvm_irq_line(struct kvm *kvm, unsigned int gsi, int level);

@@ -232,6 +232,14 @@ struct net_backend *net_tap_create(const struct logger *log, const char *name,
 	}
 	t->be.ops = &tap_ops;
 	t->be.vnet_hdr = true;
+	/* TUNSETIFF would create a missing one: a typo must not become a new interface. */
+	if (!bridged && !if_nametoindex(att->name)) {
+		err_set(err, KEEL_ERR_NOT_FOUND,
+			"TAP interface '%s' does not exist (create it: ip tuntap add dev %s mode tap; or use bridge=BRIDGE, for which keel creates one)",
+			att->name, att->name);
+		t->fd = -1;
+		goto fail;
+	}
 	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (t->fd < 0) {
 		int e = errno;

@@ -670,6 +670,15 @@ static void test_pause_resume(void)
 	      "keel_vm_resume on a running VM fails with KEEL_ERR_STATE",
 	      "rc %d: %s", rc, rc < 0 ? ebuf : "succeeded");
 	clear_err(&err);
+	/* The spin guest has no ACPI: it cannot be asked to stop, and says so. */
+	rc = keel_vm_request_stop(vm, &err);
+	check(rc < 0 && err && keel_error_get_code(err) == KEEL_ERR_STATE &&
+	      strstr(msg(err), "does not listen to the ACPI power button"),
+	      "keel_vm_request_stop on a guest without ACPI fails with KEEL_ERR_STATE",
+	      "rc %d: %s", rc, msg(err));
+	clear_err(&err);
+	check(keel_vm_get_state(vm) == KEEL_VM_RUNNING, "spin: still RUNNING after the request",
+	      "state %s", keel_vm_state_name(keel_vm_get_state(vm)));
 	why = keel_vm_wait(vm, 0, &err);
 	check(why == KEEL_STOP_NONE, "keel_vm_wait(0) on a running VM -> "
 	      "KEEL_STOP_NONE", "%s", keel_stop_reason_name(why));
@@ -883,6 +892,28 @@ static void test_two_vms(void)
 	}
 }
 
+/* Limits only the host knows: checked by validation, before anything is allocated. */
+static void test_host_limits(void)
+{
+	keel_serial_attachment *att = keel_serial_attachment_new_fds(-1, -1, NULL);
+	keel_config *cfg = make_config(hello_path, NULL, att, KEEL_RESET_STOP);
+	keel_error *err = NULL;
+	int rc;
+
+	if (!cfg)
+		return;
+	/* 512 GiB: more than the nested machine's RAM and swap, within KVM's address bits. */
+	keel_config_set_memory_size(cfg, 512ULL << 30);
+	rc = keel_config_validate(cfg, &err);
+	check(rc < 0 && err && keel_error_get_code(err) == KEEL_ERR_TOO_LARGE &&
+	      (strstr(msg(err), "exceeds this host's RAM and swap") ||
+	       strstr(msg(err), "address bits KVM offers")),
+	      "a memory size the host cannot hold fails validation with KEEL_ERR_TOO_LARGE",
+	      "rc %d: %s", rc, msg(err));
+	clear_err(&err);
+	keel_config_free(cfg);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -899,6 +930,7 @@ int main(int argc, char **argv)
 	test_pause_resume();
 	test_restart();
 	test_two_vms();
+	test_host_limits();
 
 	printf("1..%d\n", n_tests);
 	printf("# %d of %d failed\n", n_fail, n_tests);

@@ -55,7 +55,11 @@ with tempfile.TemporaryDirectory() as d:
            "expected tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT")
     expect(["run", "--kernel", junk, "--net", "nat,mac=zz"], 2, "unknown or malformed option 'mac=zz'")
     expect(["run", "--kernel", junk, "--net", "fd=x"], 2, "fd=x: not a descriptor number")
-    expect(["run", "--kernel", junk, "--serial", "fd:77"], 1, "descriptor 77 is not usable")
+    expect(["run", "--kernel", junk, "--serial", "fd:77"], 2,
+           "--serial 'fd:77': serial attachment: input descriptor 77 is not usable")
+    expect(["run", "--kernel", junk, "--console", "fd:x"], 2, "--console 'fd:x': not a descriptor number")
+    expect(["run", "--kernel", junk, "--serial", "socket:/nonexistent-dir/s"], 2,
+           "--serial 'socket:/nonexistent-dir/s': cannot listen on '/nonexistent-dir/s'")
     expect(["run", "--kernel", junk, "--on-reset", "explode"], 2, "expected stop or restart")
     expect(["run", "--kernel", junk, "extra"], 2, "unexpected argument 'extra'")
     # Errors from the library's validation, printed as they are.
@@ -63,8 +67,10 @@ with tempfile.TemporaryDirectory() as d:
     expect(["run", "--kernel", junk], 1, "not a kernel image")
     expect(["run", "--kernel", junk, "--cpus", "0"], 1, "CPU count is 0")
     expect(["run", "--kernel", junk, "--memory", "8M"], 1, "at least 16 MiB")
-    expect(["run", "--kernel", junk, "--serial", "file:/nonexistent-dir/log"], 1,
-           "cannot open '/nonexistent-dir/log'")
+    expect(["run", "--kernel", junk, "--memory", "0"], 1, "at least 16 MiB")
+    expect(["run", "--kernel", junk, "--memory", "-5"], 2, "--memory '-5': not a size")
+    expect(["run", "--kernel", junk, "--serial", "file:/nonexistent-dir/log"], 2,
+           "--serial 'file:/nonexistent-dir/log': serial attachment: cannot open '/nonexistent-dir/log'")
     # Disk images are checked by validation (the kernel check comes first).
     odd = os.path.join(d, "odd.img")
     with open(odd, "wb") as f:

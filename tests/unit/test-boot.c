@@ -144,6 +144,7 @@ static uint8_t *make_bzimage(void)
 	size_t i;
 
 	b[0x1f1] = BZ_SETUP_SECTS;
+	put32(b + 0x1f4, BZ_PM_SIZE / 16);      /* syssize */
 	put16(b + 0x1fa, 0xffff);               /* vid_mode: copied as is */
 	put16(b + 0x1fe, 0xaa55);
 	b[0x200] = 0xeb;                        /* jmp to 0x202 + 0x6a = 0x26c */
@@ -315,6 +316,9 @@ static void test_bzimage_errors(void)
 	EXPECT_ERR(load(b, BZ_LEN, NULL, 0, "", &entry, &err), err, KEEL_ERR_FORMAT,
 		   "setup claims 9 sectors");
 	b[0x1f1] = BZ_SETUP_SECTS;
+	/* A file cut short of what syssize says (it would boot and fault). */
+	EXPECT_ERR(load(b, BZ_LEN - 16, NULL, 0, "", &entry, &err), err, KEEL_ERR_FORMAT,
+		   "protected-mode kernel is 4096 bytes (syssize), the file holds 4080");
 
 	b[0x201] = 0x40;
 	EXPECT_ERR(load(b, BZ_LEN, NULL, 0, "", &entry, &err), err, KEEL_ERR_FORMAT,

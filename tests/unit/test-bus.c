@@ -53,6 +53,13 @@ int main(void)
 	CHECK(a.last_off == 3 && a.value == 0x12345678);
 	CHECK(bus_access(bus, 0x13, &out, 1, false));
 	CHECK(b.last_off == 3);
+	/* Straddling the end of a claim: no handler sees it (b ends at 0x14). */
+	b.last_off = 99;
+	out = 0;
+	CHECK(!bus_access(bus, 0x12, &out, 4, false));
+	CHECK(out == 0xffffffff && b.last_off == 99);
+	CHECK(!bus_access(bus, 0x13, &v, 2, true));
+	CHECK(b.last_off == 99);
 	/* Unclaimed: reads all-ones, writes dropped, reported as unclaimed. */
 	CHECK(!bus_access(bus, 0x108, &out, 4, false));
 	CHECK(out == 0xffffffff);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_bridge.h>
+#include <linux/if_tun.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <sched.h>
@@ -362,6 +363,20 @@ static int tap_child(void)
 	if (unshare(CLONE_NEWNET) < 0) {
 		printf("SKIP: TAP tests: unshare(CLONE_NEWNET): %s\n", strerror(errno));
 		return 77;
+	}
+	/* A missing interface is an error, not created. */
+	be = net_backend_create(&vm->ctx.log, "net-test", &tap, mac, rx, NULL, &err);
+	CHECK(!be);
+	CHECK_ERR(err, KEEL_ERR_NOT_FOUND, "TAP interface 'keeltap0' does not exist");
+	CHECK(if_nametoindex("keeltap0") == 0);
+	{
+		struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+		int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "keeltap0");
+		CHECK(fd >= 0 && ioctl(fd, TUNSETIFF, &ifr) == 0 && ioctl(fd, TUNSETPERSIST, 1) == 0);
+		if (fd >= 0)
+			close(fd);
 	}
 	be = net_backend_create(&vm->ctx.log, "net-test", &tap, mac, rx, NULL, &err);
 	CHECK(be && !err);
