@@ -38,7 +38,8 @@ def workdir(a):
 
 def config(a, name, **kw):
     return dg.Config(vmm=a.vmm, keel=a.keel, name=name, kernel=a.kernel or 'vmlinux',
-                     timeout=a.timeout or 300, script=script(name), **kw)
+                     timeout=a.timeout or 300, script=script(name),
+                     cmdline=a.cmdline, **kw)
 
 
 def md5(data):
