@@ -8,7 +8,7 @@ ASAN      ?= build-asan
 MESON     ?= meson
 DEB_PKGS  := build-essential clang meson ninja-build pkg-config python3 \
              liburing-dev libslirp-dev qemu-system-x86 busybox-static cpio kmod \
-             iproute2 libclang-rt-14-dev acpica-tools
+             iproute2 libclang-rt-14-dev acpica-tools xz-utils
 GUEST     := $(BUILD)/guest/hello.elf
 RUN_ARGS  ?= --cpus 2 --memory 256M --kernel $(GUEST) --cmdline "expect_mem_mib=256 demo"
 
@@ -58,6 +58,7 @@ check-nested: build
 		echo "check-nested: hardware KVM here ($$why): keel suites ran directly"; \
 	else \
 		echo "check-nested: $$why: running the keel suites in the nested machine"; \
+		tests/debian/setup.sh || echo "check-nested: tests/debian/setup.sh failed: the Debian guest tests will try again in L1"; \
 		tests/nested/run-in-l1 --timeout 2400 -- $(MESON) test -C $(BUILD) --no-rebuild \
 			--print-errorlogs --logbase nested --suite keel-guest --suite keel-linux --suite keel-api --suite keel-bench; \
 		rc=$$?; \

@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/nested/setup.sh [CACHE_DIR]
+# tests/nested/setup.sh [--kernel-only] [CACHE_DIR]
 #
 # Idempotently prepares everything tests/nested/run-in-l1 needs:
 #   * host packages: qemu-system-x86, busybox-static, cpio, kmod
@@ -10,11 +10,15 @@
 #     (+ tun/bridge/veth for the networking tests, virtio_blk + ext4 for
 #     run-in-l1 --scratch-mib)
 #
+# --kernel-only stops after the kernel (package, vmlinuz and vmlinux links in
+# the cache): tests/debian/setup.sh takes Debian's kernel from here.
 # Cache dir: $1, else $KEEL_NESTED_CACHE, else <repo>/build/nested-cache.
 # Env: KEEL_NESTED_KPKG=linux-image-6.1.0-NN-amd64 pins a kernel package.
 #      KEEL_NESTED_FORCE=1 rebuilds the initramfs even if it looks current.
 set -euo pipefail
 
+kernel_only=0
+if [ "${1:-}" = --kernel-only ]; then kernel_only=1; shift; fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${1:-${KEEL_NESTED_CACHE:-$repo/build/nested-cache}}
@@ -85,6 +89,7 @@ if [ ! -s "$vmlinux" ] && command -v python3 >/dev/null && command -v xz >/dev/n
     fi
 fi
 if [ -s "$vmlinux" ]; then ln -sfn "kernel/$kpkg/vmlinux" "$cache/vmlinux"; else rm -f "$cache/vmlinux"; fi
+[ $kernel_only = 0 ] || exit 0
 
 # ---- initramfs ------------------------------------------------------------
 initrd=$cache/initramfs.cpio.gz
