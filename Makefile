@@ -8,7 +8,7 @@ ASAN      ?= build-asan
 MESON     ?= meson
 DEB_PKGS  := build-essential clang meson ninja-build pkg-config python3 \
              liburing-dev libslirp-dev qemu-system-x86 busybox-static cpio kmod \
-             iproute2 libclang-rt-14-dev acpica-tools xz-utils
+             iproute2 libclang-rt-14-dev acpica-tools xz-utils e2fsprogs
 GUEST     := $(BUILD)/guest/hello.elf
 RUN_ARGS  ?= --cpus 2 --memory 256M --kernel $(GUEST) --cmdline "expect_mem_mib=256 demo"
 

@@ -29,7 +29,7 @@ void cli_usage(FILE *stream)
 		"                           socket:PATH (keel listens on a Unix socket and waits\n"
 		"                           for one client before starting), fd:N (an inherited\n"
 		"                           descriptor for both directions)\n"
-		"  -d, --disk SPEC          virtio-blk disk: PATH[,ro][,sync=full|fsync|none]\n"
+		"  -d, --disk SPEC          virtio-blk disk: PATH[,ro][,sync=full|data|none]\n"
 		"                           [,cache=host|direct][,serial=STR][,queues=N][,poll=US]\n"
 		"      --rng[=BYTES/S]      virtio-rng entropy device, optionally rate-limited\n"
 		"      --console SPEC       virtio console (hvc0), SPEC as for --serial\n"
@@ -433,8 +433,10 @@ keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len)
 			keel_storage_attachment_set_read_only(att, true);
 		} else if (!strcmp(opt, "sync") && val && !strcmp(val, "full")) {
 			keel_storage_attachment_set_sync_mode(att, KEEL_SYNC_FULL);
-		} else if (!strcmp(opt, "sync") && val && !strcmp(val, "fsync")) {
-			keel_storage_attachment_set_sync_mode(att, KEEL_SYNC_FSYNC);
+		} else if (!strcmp(opt, "sync") && val &&
+			   (!strcmp(val, "data") || !strcmp(val, "fsync"))) {
+			/* "fsync": the old name of sync=data (fdatasync) */
+			keel_storage_attachment_set_sync_mode(att, KEEL_SYNC_DATA);
 		} else if (!strcmp(opt, "sync") && val && !strcmp(val, "none")) {
 			keel_storage_attachment_set_sync_mode(att, KEEL_SYNC_NONE);
 		} else if (!strcmp(opt, "cache") && val && !strcmp(val, "host")) {
@@ -464,7 +466,7 @@ keel_storage_device *cli_disk(const char *spec, char *msg, size_t msg_len)
 			}
 		} else {
 			snprintf(msg, msg_len,
-				 "unknown option '%s%s%s' (expected ro, sync=full|fsync|none, cache=host|direct, serial=STR, queues=N, poll=US)",
+				 "unknown option '%s%s%s' (expected ro, sync=full|data|none, cache=host|direct, serial=STR, queues=N, poll=US)",
 				 opt, val ? "=" : "", val ? val : "");
 			goto out;
 		}

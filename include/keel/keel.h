@@ -122,10 +122,18 @@ KEEL_API void keel_boot_loader_free(keel_boot_loader *bl);
 typedef struct keel_storage_attachment keel_storage_attachment;
 typedef struct keel_storage_device keel_storage_device;
 
+/*
+ * What a guest's FLUSH does to the image.  With FULL or DATA, data the guest
+ * flushed survives a crash of keel or a power cut of the host; with NONE it
+ * survives a crash of keel (it is in the host's page cache) but not the
+ * host's (with KEEL_CACHE_HOST).
+ */
 typedef enum keel_sync_mode {
-	KEEL_SYNC_FULL = 0,     /* a guest flush is an fsync(): data and metadata on stable storage */
-	KEEL_SYNC_FSYNC,        /* a guest flush is an fdatasync(): the data on stable storage */
-	KEEL_SYNC_NONE,         /* a guest flush does nothing (scratch disks) */
+	KEEL_SYNC_FULL = 0,     /* fsync(): the data and all metadata (times too) on stable storage */
+	KEEL_SYNC_DATA = 1,     /* fdatasync(): the data and what is needed to read it back */
+	KEEL_SYNC_NONE = 2,     /* a guest flush does nothing (scratch disks) */
+	/* The old name of KEEL_SYNC_DATA (it always issued fdatasync()). */
+	KEEL_SYNC_FSYNC = KEEL_SYNC_DATA,
 } keel_sync_mode;
 
 typedef enum keel_cache_mode {

@@ -24,7 +24,8 @@
  *    (io_uring has no portable asynchronous form of it); on a file it is a
  *    hole punched.  A host that cannot discard makes DISCARD a successful
  *    no-op: it is a hint.
- *  - FLUSH follows the sync mode: fsync(), fdatasync() or nothing.
+ *  - FLUSH follows the sync mode: fsync() (full), fdatasync() (data) or
+ *    nothing (none).
  * Requests that complete without the kernel (no-op flushes, errors found
  * at submission, BLKDISCARD) are reported by the next disk_ring_reap().
  */
@@ -151,7 +152,7 @@ int disk_image_check(const struct keel_storage_attachment *att, keel_error **err
 
 	if (!att || !att->path || !*att->path)
 		return err_set(err, KEEL_ERR_INVALID, "disk image: no path given");
-	if (att->sync != KEEL_SYNC_FULL && att->sync != KEEL_SYNC_FSYNC &&
+	if (att->sync != KEEL_SYNC_FULL && att->sync != KEEL_SYNC_DATA &&
 	    att->sync != KEEL_SYNC_NONE)
 		return err_set(err, KEEL_ERR_INVALID, "disk image '%s': unknown sync mode %d",
 			       att->path, (int)att->sync);
@@ -543,7 +544,7 @@ void disk_submit(struct disk_ring *r, struct disk_req *req)
 			return;
 		}
 		io_uring_prep_fsync(sqe, img->fd,
-				    img->sync == KEEL_SYNC_FSYNC ? IORING_FSYNC_DATASYNC : 0);
+				    img->sync == KEEL_SYNC_DATA ? IORING_FSYNC_DATASYNC : 0);
 		io_uring_sqe_set_data(sqe, req);
 		return;
 	}

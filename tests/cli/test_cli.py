@@ -41,6 +41,11 @@ with tempfile.TemporaryDirectory() as d:
     expect(["run", "--kernel", junk, "--console", "tcp:1"], 2, "expected stdio, file:PATH, socket:PATH, fd:N or none")
     expect(["run", "--kernel", junk, "--disk", junk + ",bogus"], 2, "unknown option 'bogus'")
     expect(["run", "--kernel", junk, "--disk", junk + ",queues=x"], 2, "queues=x: not a number")
+    # sync=data (fdatasync) and its old name sync=fsync parse (the next option is the error).
+    expect(["run", "--kernel", junk, "--disk", junk + ",sync=data,bogus"], 2, "unknown option 'bogus'")
+    expect(["run", "--kernel", junk, "--disk", junk + ",sync=fsync,bogus"], 2, "unknown option 'bogus'")
+    expect(["run", "--kernel", junk, "--disk", junk + ",sync=fdatasync"], 2,
+           "unknown option 'sync=fdatasync' (expected ro, sync=full|data|none,")
     expect(["run", "--kernel", junk, "--disk", junk + ",poll=1001"], 2,
            "poll=1001: not a number of microseconds from 0 to 1000")
     expect(["run", "--kernel", junk, "--disk", junk + ",poll=-1"], 2, "poll=-1: not a number")

@@ -694,7 +694,7 @@ def main():
     ap.add_argument('--blk-no-write', action='store_true',
                     help='the guest must leave the disk unchanged')
     ap.add_argument('--blk-serial', help='disk serial (GET_ID)')
-    ap.add_argument('--blk-sync', choices=['full', 'fsync', 'none'],
+    ap.add_argument('--blk-sync', choices=['full', 'data', 'fsync', 'none'],
                     help='keel only: --disk ...,sync=MODE')
     ap.add_argument('--kill-after', metavar='REGEX',
                     help='SIGKILL the VMM once a serial line matches, then '

@@ -273,7 +273,7 @@ static struct virtio_blk *new_blk(const char *path, bool ro, unsigned int queues
 				  const char *serial)
 {
 	struct keel_storage_attachment att = {
-		.path = (char *)path, .read_only = ro, .sync = KEEL_SYNC_FSYNC,
+		.path = (char *)path, .read_only = ro, .sync = KEEL_SYNC_DATA,
 		.cache = KEEL_CACHE_HOST, .serial = (char *)serial,
 	};
 	struct keel_storage_device dev = { .kind = STORAGE_VIRTIO_BLK, .att = &att,
