@@ -44,7 +44,7 @@ done
 
 # Packages the build needs (Makefile: L1_QEMU_PKGS). dpkg-dev: apt-get source.
 build_pkgs=(dpkg-dev build-essential pkg-config meson ninja-build python3
-            libglib2.0-dev libpixman-1-dev flex bison libattr1-dev libcap-ng-dev
+            libglib2.0-dev libpixman-1-dev libattr1-dev libcap-ng-dev
             zlib1g-dev libfdt-dev)
 # The note's options (shared/notes/nested-firmware.md), plus where Debian's
 # own build puts data and firmware, and the system meson. configure and ninja
@@ -213,7 +213,7 @@ fi
 log "apt-get source $src_pkg=$src_ver"
 (cd "$tmp" && chmod 777 . && apt_get source "$src_pkg=$src_ver") >"$tmp/apt-source.log" 2>&1 || {
     tail -n 5 "$tmp/apt-source.log" >&2
-    fail "apt-get source $src_pkg=$src_ver failed"
+    fail "apt-get source $src_pkg=$src_ver failed (no network to the apt mirror?): $(grep -m1 '^E:' "$tmp/apt-source.log" | cut -c1-160)"
 }
 srcdir=$(find "$tmp" -mindepth 1 -maxdepth 1 -type d -name "$src_pkg-*" | head -n 1)
 [ -n "$srcdir" ] && [ -x "$srcdir/configure" ] || fail "apt-get source left no source tree in $tmp"
