@@ -9,6 +9,14 @@ MESON     ?= meson
 DEB_PKGS  := build-essential clang meson ninja-build pkg-config python3 \
              liburing-dev libslirp-dev qemu-system-x86 busybox-static cpio kmod \
              iproute2 libclang-rt-14-dev acpica-tools xz-utils e2fsprogs
+# Firmware (UEFI) tests, not wired into deps/check yet: what
+# tests/nested/l1-qemu/build.sh needs besides DEB_PKGS to build the patched L1
+# emulator, and what tests/nested/l1-qemu/smoke.sh needs. Both scripts install
+# the missing ones themselves (tests/nested/README.md, "Firmware in the nested
+# machine").
+L1_QEMU_PKGS       := dpkg-dev libglib2.0-dev libpixman-1-dev libattr1-dev \
+                      libcap-ng-dev zlib1g-dev libfdt-dev
+FIRMWARE_TEST_PKGS := ovmf mtools dosfstools gdisk
 GUEST     := $(BUILD)/guest/hello.elf
 RUN_ARGS  ?= --cpus 2 --memory 256M --kernel $(GUEST) --cmdline "expect_mem_mib=256 demo"
 
