@@ -517,6 +517,15 @@ def part_socket(api, guest, tap):
             tap.ok(s3[0] >= s2[0], 'stats and link calls on NAT', 's2=%r s3=%r' % (s2, s3))
         except KeelError as e:
             tap.ok(False, 'stats and link calls on NAT', e)
+        # A port forward opens a host socket on the NIC's thread: NAT's filter.
+        hp = free_udp_port()
+        try:
+            api.rc('keel_vm_add_port_forward', vm, 0, KEEL_NET_UDP, b'127.0.0.1', hp,
+                   ECHO_PORT)
+            api.rc('keel_vm_remove_port_forward', vm, 0, KEEL_NET_UDP, b'127.0.0.1', hp)
+            tap.ok(True, 'port forward added and removed on the NAT attachment')
+        except KeelError as e:
+            tap.ok(False, 'port forward added and removed on the NAT attachment', e)
         c_host, c_vm = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         C = EthHost(c_host, 'C')
         att_c = api.ptr('keel_socket_attachment_new', c_vm.fileno(), KEEL_NET_DGRAM)
