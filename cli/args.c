@@ -45,6 +45,14 @@ void cli_usage(FILE *stream)
 		"                           VM if the guest has not powered off after S seconds\n"
 		"                           (default 30), at a second request, or at once when\n"
 		"                           S is 0 or the guest does not listen; SIGHUP stops it\n"
+		"      --sandbox[=MODE]     seccomp filters on keel's threads (docs/security.md):\n"
+		"                           on (the default), log (a forbidden call is logged\n"
+		"                           and fails with ENOSYS) or off; $KEEL_SANDBOX sets\n"
+		"                           the default\n"
+		"      --no-sandbox         the same as --sandbox=off\n"
+		"      --user USER[:GROUP]  once the VM is created (devices open), run as\n"
+		"                           USER (a name or a number) with only GROUP (default:\n"
+		"                           USER's groups); keel exits if that fails\n"
 		"  -h, --help               this text\n"
 		"\n"
 		"On a terminal, keys go to the guest; Ctrl-A h lists keel's commands.\n"
@@ -80,7 +88,24 @@ bool cli_parse_size(const char *s, uint64_t *size)
 	return true;
 }
 
-enum { OPT_ON_RESET = 256, OPT_HUGEPAGES, OPT_RNG, OPT_CONSOLE, OPT_TRANSPORT, OPT_STOP_TIMEOUT };
+enum {
+	OPT_ON_RESET = 256, OPT_HUGEPAGES, OPT_RNG, OPT_CONSOLE, OPT_TRANSPORT, OPT_STOP_TIMEOUT,
+	OPT_SANDBOX, OPT_NO_SANDBOX, OPT_USER,
+};
+
+/* "on", "log" or "off" (NULL: "on"); false for anything else. */
+static bool parse_sandbox(const char *s, keel_sandbox_mode *mode)
+{
+	if (!s || !strcmp(s, "on"))
+		*mode = KEEL_SANDBOX_ON;
+	else if (!strcmp(s, "log"))
+		*mode = KEEL_SANDBOX_LOG;
+	else if (!strcmp(s, "off"))
+		*mode = KEEL_SANDBOX_OFF;
+	else
+		return false;
+	return true;
+}
 
 #define STOP_TIMEOUT_DEFAULT 30
 #define STOP_TIMEOUT_MAX 86400
@@ -108,6 +133,9 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 		{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "net", required_argument, NULL, 'n' },
 		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
+		{ "sandbox", optional_argument, NULL, OPT_SANDBOX },
+		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+		{ "user", required_argument, NULL, OPT_USER },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -120,6 +148,13 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 	run->cmdline = "";
 	run->stop_timeout = STOP_TIMEOUT_DEFAULT;
 	run->stdio_in = -1;
+	run->sandbox = KEEL_SANDBOX_ON;
+	if (getenv("KEEL_SANDBOX") && *getenv("KEEL_SANDBOX") &&
+	    !parse_sandbox(getenv("KEEL_SANDBOX"), &run->sandbox)) {
+		fprintf(stderr, "keel: KEEL_SANDBOX='%s': expected on, log or off\n",
+			getenv("KEEL_SANDBOX"));
+		return -1;
+	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:m:k:i:a:s:d:n:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -227,6 +262,18 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 			run->stop_timeout = (int)v;
 			break;
 		}
+		case OPT_SANDBOX:
+			if (!parse_sandbox(optarg, &run->sandbox)) {
+				fprintf(stderr, "keel: --sandbox=%s: expected on, log or off\n", optarg);
+				return -1;
+			}
+			break;
+		case OPT_NO_SANDBOX:
+			run->sandbox = KEEL_SANDBOX_OFF;
+			break;
+		case OPT_USER:
+			run->user = optarg;
+			break;
 		case 'h':
 			cli_usage(stdout);
 			exit(0);
@@ -270,6 +317,7 @@ keel_config *cli_build_config(const struct cli_run *run, keel_error **err)
 	keel_config_set_memory_size(cfg, run->memory);
 	keel_config_set_hugepages(cfg, run->hugepages);
 	keel_config_set_reset_action(cfg, run->on_reset);
+	keel_config_set_sandbox(cfg, run->sandbox);
 	bl = keel_linux_boot_loader_new(run->kernel, err);
 	if (!bl)
 		goto fail;

@@ -32,6 +32,8 @@ struct cli_run {
 	uint64_t rng_rate;
 	keel_virtio_transport transport;
 	int stop_timeout;       /* --stop-timeout: seconds after a stop request; 0: stop at once */
+	keel_sandbox_mode sandbox;      /* --sandbox, --no-sandbox (default on) */
+	const char *user;       /* --user: drop to this user once the VM is created */
 	int stdio_in;           /* "stdio" reads this descriptor instead of stdin; -1: stdin */
 };
 

@@ -16,6 +16,7 @@
 
 #include "args.h"
 #include "console.h"
+#include "user.h"
 
 enum {
 	EXIT_POWEROFF = 0,
@@ -233,6 +234,7 @@ static int open_relay(struct cli_run *run, struct termios *saved, bool *raw)
 static int cmd_run(int argc, char **argv)
 {
 	struct termios saved;
+	struct cli_user user;
 	struct cli_run run;
 	struct stopper st = { 0 };
 	keel_error *err = NULL;
@@ -243,6 +245,8 @@ static int cmd_run(int argc, char **argv)
 	int sig_fd, relay_fd, status;
 
 	if (cli_parse_run(argc, argv, &run) < 0)
+		return EXIT_USAGE;
+	if (run.user && cli_user_lookup(run.user, &user) < 0)
 		return EXIT_USAGE;
 	/* Blocked before keel starts threads, so only the signalfd sees them. */
 	sigemptyset(&sigs);
@@ -262,7 +266,9 @@ static int cmd_run(int argc, char **argv)
 		status = err ? fail(err) : EXIT_USAGE;  /* usage errors are already printed */
 	} else {
 		st = (struct stopper){ .vm = vm, .timeout_s = run.stop_timeout };
-		if (keel_vm_start(vm, &err) < 0)
+		if (run.user && cli_user_drop(run.user, &user) < 0)
+			status = EXIT_KEEL_ERROR;
+		else if (keel_vm_start(vm, &err) < 0)
 			status = fail(err);
 		else
 			status = run_until_end(&st, sig_fd, relay_fd);

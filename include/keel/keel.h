@@ -11,7 +11,10 @@
  *    the caller releases with keel_error_free().  Pass NULL to ignore it.
  *  - Setters on a configuration never fail; everything is checked at once by
  *    keel_config_validate() (which keel_vm_new() calls too).
- *  - The library never prints and never exits the process.
+ *  - The library never prints and never exits the process, with one
+ *    exception: a keel thread that breaks its sandbox filter (see
+ *    keel_config_set_sandbox()) writes one line to stderr and, unless the
+ *    sandbox is in log mode, ends the process.
  *  - Objects passed to an *_add_* / *_set_* function that takes ownership
  *    (documented per function) must not be used or freed by the caller
  *    afterwards.
@@ -312,12 +315,52 @@ KEEL_API void keel_config_set_log_callback(keel_config *cfg, keel_log_cb cb,
 					   keel_log_level max_level, void *opaque);
 
 /*
+ * The sandbox (docs/security.md): once set up, each of keel's threads runs
+ * under a seccomp filter that allows only the system calls its kind of
+ * thread needs (vCPU, event loop, block I/O, network, NAT), with
+ * PR_SET_NO_NEW_PRIVS.  A thread that makes any other call is caught by
+ * keel's SIGSYS handler (installed once per process, when the first VM
+ * with the sandbox on is created; the application must not use SIGSYS
+ * then), which writes one line naming the thread and the call to stderr:
+ *
+ *   keel: sandbox: keel-vcpu0 called openat (257), which its filter forbids; killing the process
+ *
+ * With KEEL_SANDBOX_ON the process then exits with status 128 + SIGSYS
+ * (159); with KEEL_SANDBOX_LOG the call fails with ENOSYS and the thread
+ * goes on (for finding what a filter lacks, never for production).
+ *
+ * Filters apply to keel's threads only, never to the application's.  But
+ * application callbacks that keel calls on its threads (the log callback
+ * on any keel thread, the state callback on the event thread) run under
+ * that thread's filter: they may use memory, locks, write to descriptors
+ * already open and call keel functions on a VM, but must not open files or
+ * sockets or start threads.  From such a thread keel_vm_new(),
+ * keel_vm_set_network_attachment(), keel_config_validate() and
+ * keel_serial_attachment_new_file() fail with KEEL_ERR_STATE, and
+ * keel_vm_start() works only from the event thread (a state callback).
+ *
+ * Off by default in the library (an application may not want a filter in
+ * its own process); the keel command turns it on.  Rings of io_uring (disk
+ * I/O) are restricted to the operations keel uses; with the sandbox on,
+ * a kernel without io_uring restrictions (before Linux 5.10) makes VM
+ * creation with a disk fail with KEEL_ERR_UNSUPPORTED.
+ */
+typedef enum keel_sandbox_mode {
+	KEEL_SANDBOX_OFF = 0,   /* no filters (the library's default) */
+	KEEL_SANDBOX_ON,        /* a forbidden call ends the process */
+	KEEL_SANDBOX_LOG,       /* a forbidden call is logged and fails with ENOSYS */
+} keel_sandbox_mode;
+
+KEEL_API void keel_config_set_sandbox(keel_config *cfg, keel_sandbox_mode mode);
+
+/*
  * Checks the whole configuration against this host: KVM present and usable,
  * CPU count within KVM's limit, memory size bounds and alignment, kernel and
  * initrd present, readable and of a recognised format, command line length,
  * disk images present, readable (and writable unless read-only), of a size
  * that is a multiple of 512 bytes, memory within this host's RAM and swap
- * and within the guest physical address bits KVM offers.
+ * and within the guest physical address bits KVM offers, a known sandbox
+ * mode and (unless it is off) seccomp filters in this kernel.
  * Reports the first problem found.
  */
 KEEL_API int keel_config_validate(const keel_config *cfg, keel_error **err);

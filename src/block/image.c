@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "block/image.h"
@@ -276,9 +277,50 @@ static unsigned int pow2_at_least(unsigned int n)
 	return p;
 }
 
-int disk_ring_init(struct disk_ring *r, struct disk_image *img, unsigned int max_inflight,
-		   unsigned int extra, disk_complete_cb complete, disk_event_cb event,
-		   void *opaque, keel_error **err)
+/*
+ * The only operations a disk ring may carry: the kernel refuses any other
+ * (IORING_OP_OPENAT, _CONNECT, ...), which the sandbox's filters could not
+ * see (io_uring operations are not system calls).  No SQE flags either.
+ */
+static const uint8_t ring_ops[] = {
+	IORING_OP_READ, IORING_OP_WRITE, IORING_OP_READV, IORING_OP_WRITEV,
+	IORING_OP_FSYNC, IORING_OP_FALLOCATE, IORING_OP_POLL_ADD,
+};
+
+/*
+ * io_uring_register(2) itself: liburing 2.3 (Debian 12) declares
+ * io_uring_register_restrictions() and io_uring_enable_rings() but does
+ * not export them.  Returns 0 or a negative errno value.
+ */
+static int ring_register(struct io_uring *ring, unsigned int op, const void *arg,
+			 unsigned int nr)
+{
+	return syscall(__NR_io_uring_register, ring->ring_fd, op, arg, nr) < 0 ? -errno : 0;
+}
+
+static int enable_ring(struct io_uring *ring)
+{
+	return ring_register(ring, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+}
+
+/* Registers the restrictions on a ring created disabled, then enables it. */
+static int restrict_ring(struct io_uring *ring)
+{
+	struct io_uring_restriction res[sizeof(ring_ops)];
+	int ret;
+
+	memset(res, 0, sizeof(res));
+	for (size_t i = 0; i < sizeof(ring_ops); i++) {
+		res[i].opcode = IORING_RESTRICTION_SQE_OP;
+		res[i].sqe_op = ring_ops[i];
+	}
+	ret = ring_register(ring, IORING_REGISTER_RESTRICTIONS, res, sizeof(ring_ops));
+	if (ret < 0)
+		return ret;
+	return enable_ring(ring);
+}
+
+static int ring_setup(struct disk_ring *r, unsigned int sq, unsigned int cq, unsigned int extra_flags)
 {
 	static const unsigned int try_flags[] = {
 #if defined(IORING_SETUP_DEFER_TASKRUN) && defined(IORING_SETUP_SINGLE_ISSUER)
@@ -289,8 +331,27 @@ int disk_ring_init(struct disk_ring *r, struct disk_image *img, unsigned int max
 #endif
 		0,
 	};
-	unsigned int total = max_inflight + extra, sq, cq;
 	int ret = -EINVAL;
+
+	for (size_t i = 0; i < sizeof(try_flags) / sizeof(try_flags[0]); i++) {
+		struct io_uring_params p;
+
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE | try_flags[i] | extra_flags;
+		p.cq_entries = cq;
+		ret = io_uring_queue_init_params(sq, &r->uring, &p);
+		if (ret != -EINVAL)
+			break;
+	}
+	return ret;
+}
+
+int disk_ring_init(struct disk_ring *r, struct disk_image *img, unsigned int max_inflight,
+		   unsigned int extra, bool need_restrictions, disk_complete_cb complete,
+		   disk_event_cb event, void *opaque, keel_error **err)
+{
+	unsigned int total = max_inflight + extra, sq, cq;
+	int ret;
 
 	memset(r, 0, sizeof(*r));
 	r->img = img;
@@ -306,21 +367,46 @@ int disk_ring_init(struct disk_ring *r, struct disk_image *img, unsigned int max
 	cq = pow2_at_least(2 * total);
 	if (cq < 2 * sq)
 		cq = 2 * sq;
-	for (size_t i = 0; i < sizeof(try_flags) / sizeof(try_flags[0]); i++) {
-		struct io_uring_params p;
-
-		memset(&p, 0, sizeof(p));
-		p.flags = IORING_SETUP_CQSIZE | try_flags[i];
-		p.cq_entries = cq;
-		ret = io_uring_queue_init_params(sq, &r->uring, &p);
-		if (ret != -EINVAL)
-			break;
+	/*
+	 * Created disabled (IORING_SETUP_R_DISABLED, Linux 5.10) to register
+	 * its restrictions first; the thread that enables it is its submitter
+	 * (SINGLE_ISSUER).  Older kernels refuse the flag: the ring is then
+	 * unrestricted, which the sandbox does not accept.
+	 */
+	r->restricted = true;
+	ret = ring_setup(r, sq, cq, IORING_SETUP_R_DISABLED);
+	if (ret == -EINVAL) {
+		if (need_restrictions)
+			return err_set(err, KEEL_ERR_UNSUPPORTED,
+				       "disk image '%s': the sandbox needs io_uring restrictions (IORING_SETUP_R_DISABLED, Linux 5.10), which this kernel lacks",
+				       img->path);
+		r->restricted = false;
+		ret = ring_setup(r, sq, cq, 0);
 	}
 	if (ret < 0)
 		return err_errno(err, ret == -EPERM || ret == -EACCES ? KEEL_ERR_PERMISSION
 				 : ret == -ENOSYS ? KEEL_ERR_UNSUPPORTED : err_code_from_errno(-ret),
 				 -ret, "disk image '%s': cannot set up an io_uring of %u entries",
 				 img->path, sq);
+	if (r->restricted) {
+		ret = restrict_ring(&r->uring);
+		if (ret < 0 && need_restrictions) {
+			io_uring_queue_exit(&r->uring);
+			return err_errno(err, KEEL_ERR_UNSUPPORTED, -ret,
+					 "disk image '%s': cannot restrict its io_uring to keel's operations",
+					 img->path);
+		}
+		if (ret < 0) {
+			r->restricted = false;
+			ret = enable_ring(&r->uring);
+			if (ret < 0) {
+				io_uring_queue_exit(&r->uring);
+				return err_errno(err, err_code_from_errno(-ret), -ret,
+						 "disk image '%s': cannot enable its io_uring",
+						 img->path);
+			}
+		}
+	}
 	if (posix_memalign(&r->zeros, 4096, DISK_ZERO_CHUNK)) {
 		io_uring_queue_exit(&r->uring);
 		return err_set(err, KEEL_ERR_NOMEM, "out of memory setting up I/O for '%s'",

@@ -123,6 +123,7 @@ typedef void (*disk_event_cb)(void *opaque, uint64_t user_data, int res, uint32_
 struct disk_ring {
 	struct io_uring uring;
 	bool initialised;
+	bool restricted;                /* the kernel refuses operations keel does not use */
 	struct disk_image *img;
 	disk_complete_cb complete;
 	disk_event_cb event;
@@ -138,11 +139,14 @@ struct disk_ring {
 /*
  * Sets up an io_uring for up to `max_inflight` disk requests plus `extra`
  * operations of the caller's own, on the calling thread (it becomes the
- * ring's only submitter).
+ * ring's only submitter).  The ring is restricted to the operations keel
+ * uses (reads, writes, fsync, fallocate, polls) where the kernel can
+ * (Linux 5.10); with `need_restrictions` (the sandbox) a kernel that
+ * cannot is an error, KEEL_ERR_UNSUPPORTED.
  */
 int disk_ring_init(struct disk_ring *r, struct disk_image *img, unsigned int max_inflight,
-		   unsigned int extra, disk_complete_cb complete, disk_event_cb event,
-		   void *opaque, keel_error **err);
+		   unsigned int extra, bool need_restrictions, disk_complete_cb complete,
+		   disk_event_cb event, void *opaque, keel_error **err);
 /* Frees the ring: requests still in flight must have been reaped. */
 void disk_ring_fini(struct disk_ring *r);
 

@@ -55,6 +55,7 @@ struct machine {
 	struct virtio_net *nics[CFG_MAX_NICS];  /* by index, for the runtime API */
 	int nr_nics;
 	struct x86_platform_state *power_on;    /* irqchip and PIT, restored on reset */
+	struct boot_files boot;                 /* read again at every reboot */
 };
 
 static int create_memory(struct machine *m, keel_error **err)
@@ -165,11 +166,14 @@ struct machine *machine_new(const struct vm_config *cfg, struct kvm *kvm, struct
 	m->cfg = cfg;
 	m->kvm = kvm;
 	m->mem.fd = -1;
+	m->boot.kernel_fd = m->boot.initrd_fd = -1;
 	m->ctx = (struct devctx){
 		.log = { .cb = cfg->log_cb, .level = cfg->log_level, .opaque = cfg->log_opaque },
 		.mem = &m->mem, .loop = loop, .kvm = kvm, .irq = &m->irq, .nr_cpus = cfg->cpus,
-		.ops = ops, .owner = owner,
+		.sandbox = cfg->sandbox, .ops = ops, .owner = owner,
 	};
+	if (boot_files_open(&m->boot, cfg->boot->kernel, cfg->boot->initrd, err) < 0)
+		goto fail;
 	if (create_memory(m, err) < 0)
 		goto fail;
 	if (!(m->ctx.pio = bus_new("port I/O", err)) || !(m->ctx.mmio = bus_new("MMIO", err)))
@@ -196,6 +200,7 @@ void machine_free(struct machine *m)
 	bus_free(m->ctx.pio);
 	bus_free(m->ctx.mmio);
 	mem_fini(&m->mem);
+	boot_files_close(&m->boot);
 	free(m);
 }
 
@@ -357,7 +362,7 @@ int machine_load(struct machine *m, struct vcpu *vcpus, bool reload, keel_error 
 			"kernel command line with the virtio-mmio devices exceeds %llu bytes",
 			LAYOUT_CMDLINE_MAX - 1);
 	else
-		ret = boot_load_files(&m->mem, bl->kernel, bl->initrd, cmdline, rsdp, &entry, err);
+		ret = boot_files_load(&m->mem, &m->boot, cmdline, rsdp, &entry, err);
 	free(cmdline);
 	if (ret < 0)
 		return -1;

@@ -56,21 +56,16 @@ int boot_probe(const uint8_t *buf, size_t len, enum boot_format *fmt, keel_error
 }
 
 /*
- * Reads a whole regular file into a new buffer.  `what` names its role
- * ("kernel", "initrd") in error messages, together with the path.  read()
- * rather than mmap(): a file truncated while mapped would kill the process
- * with SIGBUS.
+ * Opens a boot file for reading: `what` names its role ("kernel",
+ * "initrd") in error messages, together with the path.  It must be a
+ * regular file.
  */
-static int read_whole_file(const char *what, const char *path, uint8_t **out, size_t *out_len,
-			   keel_error **err)
+static int open_boot_file(const char *what, const char *path, int *out, keel_error **err)
 {
 	struct stat st;
-	uint8_t *buf;
-	size_t size, done = 0;
 	int fd;
 
-	*out = NULL;
-	*out_len = 0;
+	*out = -1;
 	if (!path || !*path)
 		return err_set(err, KEEL_ERR_INVALID, "%s: no file name given", what);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -94,27 +89,44 @@ static int read_whole_file(const char *what, const char *path, uint8_t **out, si
 			       "%s '%s' is not a regular file (device, pipe or socket)", what,
 			       path);
 	}
-	if (st.st_size == 0) {
-		close(fd);
+	*out = fd;
+	return 0;
+}
+
+/*
+ * Reads the whole of an opened boot file into a new buffer, from its start,
+ * with lseek() and pread() only: at a guest reboot this runs on the event
+ * thread, whose sandbox filter allows no open() or stat().  read() rather
+ * than mmap(): a file truncated while mapped would kill the process with
+ * SIGBUS.
+ */
+static int read_boot_file(const char *what, const char *path, int fd, uint8_t **out,
+			  size_t *out_len, keel_error **err)
+{
+	off_t end = lseek(fd, 0, SEEK_END);
+	uint8_t *buf;
+	size_t size, done = 0;
+
+	*out = NULL;
+	*out_len = 0;
+	if (end < 0)
+		return err_errno(err, KEEL_ERR_IO, errno, "%s '%s': cannot find its size", what,
+				 path);
+	if (end == 0)
 		return err_set(err, KEEL_ERR_FORMAT, "%s '%s': the file is empty", what, path);
-	}
 	/* Nothing larger can be placed below the 32-bit MMIO hole. */
-	if ((uint64_t)st.st_size > LAYOUT_MMIO_HOLE) {
-		close(fd);
+	if ((uint64_t)end > LAYOUT_MMIO_HOLE)
 		return err_set(err, KEEL_ERR_TOO_LARGE,
 			       "%s '%s' is %llu bytes: larger than all guest RAM below 0x%llx",
-			       what, path, (unsigned long long)st.st_size,
+			       what, path, (unsigned long long)end,
 			       (unsigned long long)LAYOUT_MMIO_HOLE);
-	}
-	size = (size_t)st.st_size;
+	size = (size_t)end;
 	buf = malloc(size);
-	if (!buf) {
-		close(fd);
+	if (!buf)
 		return err_set(err, KEEL_ERR_NOMEM, "%s '%s': cannot allocate %zu bytes to read it",
 			       what, path, size);
-	}
 	while (done < size) {
-		ssize_t n = read(fd, buf + done, size - done);
+		ssize_t n = pread(fd, buf + done, size - done, (off_t)done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -122,24 +134,60 @@ static int read_whole_file(const char *what, const char *path, uint8_t **out, si
 			int e = errno;
 
 			free(buf);
-			close(fd);
 			return err_errno(err, KEEL_ERR_IO, e,
 					 "%s '%s': reading failed after %zu of %zu bytes", what,
 					 path, done, size);
 		}
 		if (n == 0) {
 			free(buf);
-			close(fd);
 			return err_set(err, KEEL_ERR_IO,
 				       "%s '%s': the file shrank while being read (%zu of %zu bytes)",
 				       what, path, done, size);
 		}
 		done += (size_t)n;
 	}
-	close(fd);
 	*out = buf;
 	*out_len = size;
 	return 0;
+}
+
+/* Opens and reads a whole regular file (validation, tests). */
+static int read_whole_file(const char *what, const char *path, uint8_t **out, size_t *out_len,
+			   keel_error **err)
+{
+	int fd, ret;
+
+	*out = NULL;
+	*out_len = 0;
+	if (open_boot_file(what, path, &fd, err) < 0)
+		return -1;
+	ret = read_boot_file(what, path, fd, out, out_len, err);
+	close(fd);
+	return ret;
+}
+
+int boot_files_open(struct boot_files *f, const char *kernel, const char *initrd,
+		    keel_error **err)
+{
+	f->kernel_fd = f->initrd_fd = -1;
+	f->kernel = kernel;
+	f->initrd = initrd;
+	if (open_boot_file("kernel", kernel, &f->kernel_fd, err) < 0)
+		return -1;
+	if (initrd && open_boot_file("initrd", initrd, &f->initrd_fd, err) < 0) {
+		boot_files_close(f);
+		return -1;
+	}
+	return 0;
+}
+
+void boot_files_close(struct boot_files *f)
+{
+	if (f->kernel_fd >= 0)
+		close(f->kernel_fd);
+	if (f->initrd_fd >= 0)
+		close(f->initrd_fd);
+	f->kernel_fd = f->initrd_fd = -1;
 }
 
 int boot_probe_file(const char *path, enum boot_format *fmt, keel_error **err)
@@ -157,9 +205,8 @@ int boot_probe_file(const char *path, enum boot_format *fmt, keel_error **err)
 	return ret;
 }
 
-int boot_load_files(struct mem *mem, const char *kernel, const char *initrd,
-		    const char *cmdline, uint64_t rsdp, struct boot_entry *entry,
-		    keel_error **err)
+int boot_files_load(struct mem *mem, const struct boot_files *f, const char *cmdline,
+		    uint64_t rsdp, struct boot_entry *entry, keel_error **err)
 {
 	struct e820_entry e820[E820_MAX];
 	struct boot_spec spec;
@@ -171,9 +218,10 @@ int boot_load_files(struct mem *mem, const char *kernel, const char *initrd,
 	if (nr < 0)
 		return err_set(err, KEEL_ERR_INVALID,
 			       "guest memory map needs more than %d e820 entries", E820_MAX);
-	if (read_whole_file("kernel", kernel, &kbuf, &klen, err))
+	if (read_boot_file("kernel", f->kernel, f->kernel_fd, &kbuf, &klen, err))
 		goto out;
-	if (initrd && read_whole_file("initrd", initrd, &ibuf, &ilen, err))
+	if (f->initrd_fd >= 0 &&
+	    read_boot_file("initrd", f->initrd, f->initrd_fd, &ibuf, &ilen, err))
 		goto out;
 
 	spec = (struct boot_spec){
@@ -188,14 +236,28 @@ int boot_load_files(struct mem *mem, const char *kernel, const char *initrd,
 	};
 	ret = boot_load(mem, &spec, entry, err);
 	if (ret) {
-		if (initrd)
-			err_prefix(err, "kernel '%s' with initrd '%s'", kernel, initrd);
+		if (f->initrd_fd >= 0)
+			err_prefix(err, "kernel '%s' with initrd '%s'", f->kernel, f->initrd);
 		else
-			err_prefix(err, "kernel '%s'", kernel);
+			err_prefix(err, "kernel '%s'", f->kernel);
 	}
 out:
 	free(kbuf);
 	free(ibuf);
+	return ret;
+}
+
+int boot_load_files(struct mem *mem, const char *kernel, const char *initrd,
+		    const char *cmdline, uint64_t rsdp, struct boot_entry *entry,
+		    keel_error **err)
+{
+	struct boot_files f;
+	int ret;
+
+	if (boot_files_open(&f, kernel, initrd, err) < 0)
+		return -1;
+	ret = boot_files_load(mem, &f, cmdline, rsdp, entry, err);
+	boot_files_close(&f);
 	return ret;
 }
 

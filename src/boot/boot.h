@@ -48,9 +48,25 @@ int boot_probe(const uint8_t *buf, size_t len, enum boot_format *fmt, keel_error
 /* Reads `path` and probes it (config validation), naming the file in errors. */
 int boot_probe_file(const char *path, enum boot_format *fmt, keel_error **err);
 /*
- * Reads the files of a boot loader and loads them (VM creation and reset),
- * telling the kernel where the ACPI RSDP is (0: none).
+ * A boot loader's files, opened once when the VM is created and read again
+ * at every (re)boot through the same descriptors: a guest reboot runs on
+ * the sandboxed event thread, which may not open files.  A file replaced
+ * on disk (a new inode) is not seen by the VM; one rewritten in place is.
  */
+struct boot_files {
+	int kernel_fd;
+	int initrd_fd;          /* -1: none */
+	const char *kernel;     /* paths for messages (the caller keeps them) */
+	const char *initrd;
+};
+
+int boot_files_open(struct boot_files *f, const char *kernel, const char *initrd,
+		    keel_error **err);
+void boot_files_close(struct boot_files *f);
+/* Reads the files and loads them, telling the kernel where the ACPI RSDP is (0: none). */
+int boot_files_load(struct mem *mem, const struct boot_files *f, const char *cmdline,
+		    uint64_t rsdp, struct boot_entry *entry, keel_error **err);
+/* Opens, loads and closes the files (tests). */
 int boot_load_files(struct mem *mem, const char *kernel, const char *initrd,
 		    const char *cmdline, uint64_t rsdp, struct boot_entry *entry,
 		    keel_error **err);

@@ -10,6 +10,7 @@
 #include "boot/boot.h"
 #include "config/config.h"
 #include "core/error.h"
+#include "core/sandbox.h"
 #include "kvm/kvm.h"
 #include "x86/layout.h"
 #include "x86/x86.h"
@@ -88,6 +89,11 @@ void keel_config_add_serial_port(keel_config *cfg, keel_serial_attachment *att)
 void keel_config_set_reset_action(keel_config *cfg, keel_reset_action action)
 {
 	cfg->c.reset_action = action;
+}
+
+void keel_config_set_sandbox(keel_config *cfg, keel_sandbox_mode mode)
+{
+	cfg->c.sandbox = mode;
 }
 
 void keel_config_set_log_callback(keel_config *cfg, keel_log_cb cb, keel_log_level max_level,
@@ -306,6 +312,8 @@ int vm_config_validate(const struct vm_config *c, keel_error **err)
 		return -1;
 	if (devices_validate(c, err) < 0)
 		return -1;
+	if (sandbox_check(c->sandbox, err) < 0)
+		return -1;
 
 	/* The host last: everything above is checkable without KVM. */
 	if (kvm_open(&kvm, err) < 0)
@@ -336,5 +344,8 @@ int vm_config_validate(const struct vm_config *c, keel_error **err)
 
 int keel_config_validate(const keel_config *cfg, keel_error **err)
 {
+	/* It opens /dev/kvm and the boot files. */
+	if (sandbox_refuse_filtered("keel_config_validate()", err) < 0)
+		return -1;
 	return vm_config_validate(&cfg->c, err);
 }

@@ -125,6 +125,7 @@ struct vm_config {
 	keel_log_cb log_cb;
 	keel_log_level log_level;
 	void *log_opaque;
+	keel_sandbox_mode sandbox;
 };
 
 struct keel_config {

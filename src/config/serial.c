@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "core/sandbox.h"
 
 static keel_serial_attachment *att_alloc(enum serial_kind kind, keel_error **err)
 {
@@ -55,6 +56,8 @@ keel_serial_attachment *keel_serial_attachment_new_file(const char *path, keel_e
 		err_set(err, KEEL_ERR_INVALID, "serial attachment: empty file path");
 		return NULL;
 	}
+	if (sandbox_refuse_filtered("keel_serial_attachment_new_file()", err) < 0)
+		return NULL;
 	att = att_alloc(SERIAL_FILE, err);
 	if (!att)
 		return NULL;

@@ -10,6 +10,8 @@
  *  - the event thread: loop (loop_add / loop_del)
  *  - interrupts:       kvm (kvm_irq_line for ISA/INTx lines, irqfds,
  *                      ioeventfds), irq (GSI routes for MSIs)
+ *  - threads:          sandbox, the mode their I/O threads start with
+ *                      (thread_spawn, core/thread.h)
  *  - the machine:      nr_cpus; devctx_request_stop (reset or power-off
  *                      lines, errors that end the run)
  *  - the device list:  devctx_add: the VM resets its devices with the guest
@@ -54,6 +56,7 @@ struct devctx {
 	struct kvm *kvm;
 	struct irq_routing *irq;        /* KVM GSI routes for MSIs */
 	unsigned int nr_cpus;
+	int sandbox;                    /* keel_sandbox_mode: for the threads devices start */
 	const struct devctx_ops *ops;
 	void *owner;
 	struct vdev *devs;              /* newest first */

@@ -102,12 +102,16 @@ static void *loop_thread(void *arg)
 	return NULL;
 }
 
-int loop_start(struct loop *loop, keel_error **err)
+int loop_start(struct loop *loop, int sandbox, keel_error **err)
 {
-	int ret = thread_start(&loop->thread, loop_thread, loop);
+	const struct thread_spec spec = {
+		.name = "keel-event", .sandbox = sandbox, .cls = SANDBOX_EVENT,
+	};
 
-	if (ret)
-		return err_errno(err, KEEL_ERR_NOMEM, ret, "cannot start the event thread");
+	if (thread_spawn(&loop->thread, &spec, loop_thread, loop, err) < 0) {
+		err_prefix(err, "cannot start the event thread");
+		return -1;
+	}
 	loop->started = true;
 	return 0;
 }

@@ -19,7 +19,8 @@ typedef void (*loop_cb)(void *opaque, uint32_t events);
 struct loop *loop_new(keel_error **err);
 /* Stops the thread (if running) and frees the loop. */
 void loop_free(struct loop *loop);
-int loop_start(struct loop *loop, keel_error **err);
+/* Starts the thread (keel-event), sandboxed per `sandbox` (keel_sandbox_mode). */
+int loop_start(struct loop *loop, int sandbox, keel_error **err);
 /* Watches `fd` for `events` (EPOLLIN, ...). One watch per descriptor. */
 int loop_add(struct loop *loop, int fd, uint32_t events, loop_cb cb, void *opaque,
 	     keel_error **err);

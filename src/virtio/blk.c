@@ -2,13 +2,20 @@
 /*
  * virtio-blk (virtio 1.x, 5.2) over a disk image (block/image.c).
  *
- * Threading: each device has one I/O thread, started by ops->start (the
- * driver set DRIVER_OK) and stopped by ops->stop, which serves all its
- * request queues with one io_uring.  The thread blocks in one place only,
- * io_uring_submit_and_wait(): the kick eventfds of the queues are watched
- * by multishot IORING_OP_POLL_ADD operations on that same ring (re-armed
- * if the kernel ends them), next to the disk I/O, and a private eventfd
- * asks the thread to stop.  Each turn of the loop:
+ * Threading: each device has one I/O thread (keel-blkN), from its creation
+ * to its destruction, which serves all its request queues with one
+ * io_uring, set up on that thread before its sandbox filter (which forbids
+ * io_uring_setup) and kept for the device's life.  ops->start (the driver
+ * set DRIVER_OK, on a vCPU thread) and ops->stop (reset, on a vCPU or the
+ * event thread) do not start or end a thread, which a filtered thread
+ * could not do: they ask the I/O thread through a control channel (a
+ * request under ctl_lock, an eventfd the ring polls, an answer through
+ * ctl_cond) to start or stop serving the queues.  The thread blocks in one
+ * place only, io_uring_submit_and_wait(): the kick eventfds of the queues
+ * are watched by multishot IORING_OP_POLL_ADD operations on that same ring
+ * (re-armed if the kernel ends them), next to the disk I/O and the control
+ * eventfd; between a stop and the next start kicks are reaped and ignored.
+ * Each turn of the loop while the queues are served:
  *   1. submits everything queued since the last turn and waits;
  *   2. reaps completions: kicks mark their queue, finished I/O writes the
  *      status byte and goes to the used ring;
@@ -45,13 +52,13 @@
  *
  * Stop (reset): the thread stops taking requests, waits for the I/O in
  * flight to finish (so nothing is written into guest memory afterwards),
- * pushes nothing more to the rings, and exits; stop joins it.
+ * pushes nothing more to the rings, and answers; it then waits for the
+ * next start, or for the device's destruction, which ends it.
  */
 #include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +77,7 @@
 #include "virtio/virtio.h"
 
 #define BLK_HDR_SIZE 16
-#define BLK_STOP_UD  (VIRTIO_MAX_QUEUES + 1)    /* user_data of the stop poll */
+#define BLK_CTL_UD   (VIRTIO_MAX_QUEUES + 1)    /* user_data of the control poll */
 
 struct blk_segment {            /* virtio_blk_discard_write_zeroes */
 	uint64_t sector;
@@ -117,21 +124,31 @@ struct virtio_blk {
 	uint64_t notify_pending;        /* queues with buffers used */
 	uint64_t poll_armed;            /* queues whose kick poll is live */
 	bool multishot;                 /* kick polls are multishot */
-	bool stop_armed;
-	bool stopping;                  /* no new requests; drain and leave */
+	bool ctl_armed;                 /* the control poll is in the ring */
+	bool ctl_pending;               /* ... and fired */
+	bool stopping;                  /* no new requests; drain */
 	bool failed;                    /* the guest broke a ring */
+	bool running;                   /* the thread serves the queues (start..stop) */
+	bool broken;                    /* the ring failed: the thread serves nothing */
+	bool exit;                      /* the thread ends */
 	bool io_active;
 	uint64_t poll_ns;               /* busy-poll window, 0: off */
 
-	/* The thread. */
-	int stop_fd;
+	/* The thread and its control channel. */
+	int index;
+	int ctl_fd;                     /* eventfd: a request waits */
 	pthread_t thread;
 	bool threaded;                  /* the I/O runs on `thread` (set before it starts) */
-	bool thread_running;
-	sem_t setup_done;
-	int setup_rc;
-	keel_error *setup_err;
+	bool thread_live;
+	bool started;                   /* ops->start succeeded, no stop since (vdev->lock) */
+	pthread_mutex_t ctl_lock;
+	pthread_cond_t ctl_cond;
+	int ctl_req;                    /* BLK_CTL_*; NONE: the thread takes the next */
+	unsigned int ctl_seq;           /* requests answered */
+	int ctl_rc;
 };
+
+enum { BLK_CTL_NONE, BLK_CTL_START, BLK_CTL_STOP, BLK_CTL_EXIT };
 
 static inline struct virtio_blk *to_blk(struct virtio_dev *vdev)
 {
@@ -576,16 +593,16 @@ static void arm_kick_poll(struct virtio_blk *blk, unsigned int q)
 
 static void arm_polls(struct virtio_blk *blk)
 {
-	if (!blk->stop_armed && !blk->stopping) {
+	if (!blk->ctl_armed) {
 		struct io_uring_sqe *sqe = disk_ring_get_sqe(&blk->ring);
 
 		if (sqe) {
-			io_uring_prep_poll_add(sqe, blk->stop_fd, POLLIN);
-			io_uring_sqe_set_data64(sqe, BLK_STOP_UD);
-			blk->stop_armed = true;
+			io_uring_prep_poll_add(sqe, blk->ctl_fd, POLLIN);
+			io_uring_sqe_set_data64(sqe, BLK_CTL_UD);
+			blk->ctl_armed = true;
 		}
 	}
-	for (unsigned int q = 0; q < blk->nr_queues && !blk->stopping; q++)
+	for (unsigned int q = 0; q < blk->nr_queues; q++)
 		if (!(blk->poll_armed & (1ULL << q)) && blk->vdev.kick_fd[q] >= 0)
 			arm_kick_poll(blk, q);
 }
@@ -595,10 +612,10 @@ static void io_event(void *opaque, uint64_t ud, int res, uint32_t flags)
 	struct virtio_blk *blk = opaque;
 	unsigned int q;
 
-	if (ud == BLK_STOP_UD) {
-		blk->stop_armed = false;
+	if (ud == BLK_CTL_UD) {
+		blk->ctl_armed = false;
 		if (res >= 0)
-			blk->stopping = true;
+			blk->ctl_pending = true;
 		return;
 	}
 	if (!ud || ud > blk->nr_queues)
@@ -623,6 +640,16 @@ static void io_event(void *opaque, uint64_t ud, int res, uint32_t flags)
 		blk->kick_pending |= 1ULL << q;
 }
 
+/* The kernel's polls on the ring: none yet (a new ring). */
+static void reset_polls(struct virtio_blk *blk)
+{
+	blk->poll_armed = 0;
+	blk->ctl_armed = false;
+	blk->ctl_pending = false;
+	blk->multishot = true;
+}
+
+/* Every request free, nothing pending: a new start. */
 static void reset_queues(struct virtio_blk *blk)
 {
 	for (unsigned int q = 0; q < blk->nr_queues; q++) {
@@ -635,20 +662,19 @@ static void reset_queues(struct virtio_blk *blk)
 	}
 	blk->kick_pending = 0;
 	blk->notify_pending = 0;
-	blk->poll_armed = 0;
-	blk->stop_armed = false;
 	blk->stopping = false;
 	blk->failed = false;
-	blk->multishot = true;
 }
 
 int virtio_blk_io_begin(struct virtio_blk *blk, keel_error **err)
 {
 	if (disk_ring_init(&blk->ring, &blk->img, blk->nr_queues * VIRTIO_BLK_QUEUE_SIZE,
-			   blk->nr_queues + 1, io_complete, io_event, blk, err) < 0) {
+			   blk->nr_queues + 1, blk->vdev.ctx->sandbox != KEEL_SANDBOX_OFF,
+			   io_complete, io_event, blk, err) < 0) {
 		err_prefix(err, "%s", blk->name);
 		return -1;
 	}
+	reset_polls(blk);
 	reset_queues(blk);
 	blk->io_active = true;
 	return 0;
@@ -726,42 +752,158 @@ static void poll_queues(struct virtio_blk *blk)
 			blk->kick_pending |= 1ULL << q;
 }
 
-static void *io_thread(void *opaque)
+/* Waits for the I/O in flight: nothing is written to guest memory afterwards. */
+static void drain(struct virtio_blk *blk)
 {
-	struct virtio_blk *blk = opaque;
-	bool ok;
-
-	blk->setup_rc = virtio_blk_io_begin(blk, &blk->setup_err);
-	ok = blk->setup_rc == 0;
-	/* Anything made available before DRIVER_OK is looked at once. */
-	if (ok)
-		blk->kick_pending = (1ULL << blk->nr_queues) - 1;
-	sem_post(&blk->setup_done);
-	if (!ok)
-		return NULL;
-
-	while (!blk->stopping) {
-		bool completed;
-
-		process_kicked(blk);
-		completed = blk->notify_pending != 0;
-		notify_queues(blk);
-		if (completed && blk->poll_ns && !blk->ring.inflight && !blk->failed) {
-			poll_queues(blk);
-			if (blk->kick_pending)
-				continue;
-		}
-		arm_polls(blk);
+	blk->stopping = true;
+	while (blk->ring.inflight && !blk->broken) {
 		if (disk_ring_submit(&blk->ring, true) < 0) {
-			log_msg(&blk->vdev.ctx->log, KEEL_LOG_ERROR,
-			       "%s: io_uring failed; the device stops processing", blk->name);
+			blk->broken = true;
 			break;
 		}
 		disk_ring_reap(&blk->ring);
 	}
-	/* Drain: the I/O in flight completes before the guest's memory is let go. */
+	blk->running = false;
+}
+
+/* On the I/O thread: answers the request waiting in the control channel. */
+static void ctl_run(struct virtio_blk *blk)
+{
+	int req, rc = 0;
+
+	blk->ctl_pending = false;
+	efd_drain(blk->ctl_fd);
+	pthread_mutex_lock(&blk->ctl_lock);
+	req = blk->ctl_req;
+	pthread_mutex_unlock(&blk->ctl_lock);
+	switch (req) {
+	case BLK_CTL_NONE:
+		return;
+	case BLK_CTL_START:
+		if (blk->broken) {
+			rc = -1;
+			break;
+		}
+		reset_queues(blk);
+		/* Anything made available before DRIVER_OK is looked at once. */
+		blk->kick_pending = (1ULL << blk->nr_queues) - 1;
+		blk->running = true;
+		break;
+	case BLK_CTL_STOP:
+		drain(blk);
+		break;
+	case BLK_CTL_EXIT:
+		drain(blk);
+		blk->exit = true;
+		break;
+	}
+	pthread_mutex_lock(&blk->ctl_lock);
+	blk->ctl_req = BLK_CTL_NONE;
+	blk->ctl_rc = rc;
+	blk->ctl_seq++;
+	pthread_cond_broadcast(&blk->ctl_cond);
+	pthread_mutex_unlock(&blk->ctl_lock);
+}
+
+/* Asks the I/O thread to start, stop or end, and waits for its answer. */
+static int ctl_call(struct virtio_blk *blk, int req)
+{
+	unsigned int seq;
+	int rc;
+
+	pthread_mutex_lock(&blk->ctl_lock);
+	while (blk->ctl_req != BLK_CTL_NONE)
+		pthread_cond_wait(&blk->ctl_cond, &blk->ctl_lock);
+	blk->ctl_req = req;
+	seq = blk->ctl_seq;
+	pthread_cond_broadcast(&blk->ctl_cond);         /* a thread whose ring broke */
+	pthread_mutex_unlock(&blk->ctl_lock);
+	efd_signal(blk->ctl_fd);
+	pthread_mutex_lock(&blk->ctl_lock);
+	while (blk->ctl_seq == seq)
+		pthread_cond_wait(&blk->ctl_cond, &blk->ctl_lock);
+	rc = blk->ctl_rc;
+	pthread_mutex_unlock(&blk->ctl_lock);
+	return rc;
+}
+
+/* The ring failed: the thread serves nothing more, but still answers. */
+static void serve_broken(struct virtio_blk *blk)
+{
+	log_msg(&blk->vdev.ctx->log, KEEL_LOG_ERROR,
+		"%s: io_uring failed; the device stops processing", blk->name);
+	blk->running = false;
+	while (!blk->exit) {
+		pthread_mutex_lock(&blk->ctl_lock);
+		while (blk->ctl_req == BLK_CTL_NONE)
+			pthread_cond_wait(&blk->ctl_cond, &blk->ctl_lock);
+		pthread_mutex_unlock(&blk->ctl_lock);
+		ctl_run(blk);
+	}
+}
+
+/* On the new I/O thread, before its sandbox filter: the ring. */
+static int io_setup(void *opaque, keel_error **err)
+{
+	return virtio_blk_io_begin(opaque, err);
+}
+
+static void io_undo(void *opaque)
+{
+	struct virtio_blk *blk = opaque;
+
+	disk_ring_fini(&blk->ring);
+	blk->io_active = false;
+}
+
+static void *io_thread(void *opaque)
+{
+	struct virtio_blk *blk = opaque;
+
+	while (!blk->exit) {
+		if (blk->running && !blk->stopping) {
+			bool completed;
+
+			process_kicked(blk);
+			completed = blk->notify_pending != 0;
+			notify_queues(blk);
+			if (completed && blk->poll_ns && !blk->ring.inflight && !blk->failed) {
+				poll_queues(blk);
+				if (blk->kick_pending)
+					continue;
+			}
+		}
+		arm_polls(blk);
+		if (disk_ring_submit(&blk->ring, true) < 0) {
+			blk->broken = true;
+			serve_broken(blk);
+			break;
+		}
+		disk_ring_reap(&blk->ring);
+		if (blk->ctl_pending)
+			ctl_run(blk);
+	}
 	virtio_blk_io_end(blk);
 	return NULL;
+}
+
+int virtio_blk_start_thread(struct virtio_blk *blk, keel_error **err)
+{
+	char name[16];
+	const struct thread_spec spec = {
+		.name = name, .sandbox = blk->vdev.ctx->sandbox, .cls = SANDBOX_BLK,
+		.setup = io_setup, .undo = io_undo,
+	};
+
+	snprintf(name, sizeof(name), "keel-blk%d", blk->index);
+	blk->threaded = true;
+	if (thread_spawn(&blk->thread, &spec, io_thread, blk, err) < 0) {
+		blk->threaded = false;
+		err_prefix(err, "%s: cannot start its I/O thread", blk->name);
+		return -1;
+	}
+	blk->thread_live = true;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- device ops */
@@ -769,33 +911,14 @@ static void *io_thread(void *opaque)
 static int blk_start(struct virtio_dev *vdev, keel_error **err)
 {
 	struct virtio_blk *blk = to_blk(vdev);
-	int rc;
 
-	if (blk->thread_running)
+	if (blk->started)
 		return 0;
-	blk->setup_err = NULL;
-	blk->setup_rc = -1;
-	blk->threaded = true;
-	rc = thread_start(&blk->thread, io_thread, blk);
-	if (rc) {
-		blk->threaded = false;
-		return err_errno(err, KEEL_ERR_NOMEM, rc, "%s: cannot start the I/O thread",
-				 blk->name);
-	}
-	while (sem_wait(&blk->setup_done) < 0 && errno == EINTR)
-		;
-	if (blk->setup_rc < 0) {
-		pthread_join(blk->thread, NULL);
-		blk->threaded = false;
-		if (err && !*err)
-			*err = blk->setup_err;
-		else
-			keel_error_free(blk->setup_err);
-		blk->setup_err = NULL;
-		return -1;
-	}
-	pthread_setname_np(blk->thread, "keel-blk");
-	blk->thread_running = true;
+	if (!blk->thread_live)
+		return err_set(err, KEEL_ERR_STATE, "%s: no I/O thread", blk->name);
+	if (ctl_call(blk, BLK_CTL_START) < 0)
+		return err_set(err, KEEL_ERR_IO, "%s: its io_uring failed", blk->name);
+	blk->started = true;
 	return 0;
 }
 
@@ -803,13 +926,10 @@ static void blk_stop(struct virtio_dev *vdev)
 {
 	struct virtio_blk *blk = to_blk(vdev);
 
-	if (!blk->thread_running)
+	if (!blk->started)
 		return;
-	efd_signal(blk->stop_fd);
-	pthread_join(blk->thread, NULL);
-	blk->thread_running = false;
-	blk->threaded = false;
-	efd_drain(blk->stop_fd);
+	ctl_call(blk, BLK_CTL_STOP);
+	blk->started = false;
 }
 
 static void blk_free(struct virtio_blk *blk)
@@ -819,9 +939,10 @@ static void blk_free(struct virtio_blk *blk)
 		free(blk->queues[q].free);
 	}
 	free(blk->chain);
-	if (blk->stop_fd >= 0)
-		close(blk->stop_fd);
-	sem_destroy(&blk->setup_done);
+	if (blk->ctl_fd >= 0)
+		close(blk->ctl_fd);
+	pthread_mutex_destroy(&blk->ctl_lock);
+	pthread_cond_destroy(&blk->ctl_cond);
 	disk_image_close(&blk->img);
 	free(blk);
 }
@@ -832,7 +953,12 @@ static void blk_destroy(struct virtio_dev *vdev)
 
 	virtio_dev_quiesce(vdev);
 	blk_stop(vdev);
-	virtio_blk_io_end(blk);
+	if (blk->thread_live) {
+		ctl_call(blk, BLK_CTL_EXIT);
+		pthread_join(blk->thread, NULL);
+		blk->thread_live = false;
+	}
+	virtio_blk_io_end(blk);         /* I/O run on the caller's thread (tests) */
 	virtio_dev_fini(vdev);
 	blk_free(blk);
 }
@@ -861,12 +987,10 @@ struct virtio_blk *virtio_blk_new(struct devctx *ctx, int index,
 	if (!blk)
 		return err_set(err, KEEL_ERR_NOMEM, "out of memory creating virtio-blk for '%s'",
 			       att->path), NULL;
-	blk->stop_fd = -1;
-	if (sem_init(&blk->setup_done, 0, 0) < 0) {
-		free(blk);
-		return err_errno(err, KEEL_ERR_NOMEM, errno, "virtio-blk: cannot create a semaphore"),
-		       NULL;
-	}
+	blk->ctl_fd = -1;
+	blk->index = index;
+	pthread_mutex_init(&blk->ctl_lock, NULL);
+	pthread_cond_init(&blk->ctl_cond, NULL);
 	base = strrchr(att->path, '/');
 	snprintf(blk->name, sizeof(blk->name), "virtio-blk%d (%s)", index, base ? base + 1 : att->path);
 	blk->warn_rl.burst = BLK_WARN_BURST;
@@ -891,8 +1015,8 @@ struct virtio_blk *virtio_blk_new(struct devctx *ctx, int index,
 	build_config(blk);
 
 	blk->chain = malloc(sizeof(*blk->chain));
-	blk->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!blk->chain || blk->stop_fd < 0) {
+	blk->ctl_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!blk->chain || blk->ctl_fd < 0) {
 		err_set(err, KEEL_ERR_NOMEM, "%s: out of memory", blk->name);
 		goto fail;
 	}
@@ -906,6 +1030,7 @@ struct virtio_blk *virtio_blk_new(struct devctx *ctx, int index,
 			goto fail;
 		}
 	}
+	reset_polls(blk);
 	reset_queues(blk);
 
 	features = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX) |
@@ -941,5 +1066,9 @@ struct virtio_dev *virtio_blk_create(struct devctx *ctx, int index,
 {
 	struct virtio_blk *blk = virtio_blk_new(ctx, index, cfg, err);
 
+	if (blk && virtio_blk_start_thread(blk, err) < 0) {
+		virtio_blk_free(blk);
+		return NULL;
+	}
 	return blk ? &blk->vdev : NULL;
 }

@@ -55,11 +55,16 @@ struct virtio_dev;
 struct virtio_blk *virtio_blk_new(struct devctx *ctx, int index,
 				  const struct keel_storage_device *cfg, keel_error **err);
 struct virtio_dev *virtio_blk_vdev(struct virtio_blk *blk);
-/* Stops it if started, closes the image, frees it. */
+/*
+ * Starts its I/O thread (keel-blkN, sandboxed per ctx->sandbox), which
+ * ops->start and ops->stop then drive; virtio_blk_create() does it.
+ */
+int virtio_blk_start_thread(struct virtio_blk *blk, keel_error **err);
+/* Stops it if started, ends its thread, closes the image, frees it. */
 void virtio_blk_free(struct virtio_blk *blk);
 
 /*
- * I/O on the calling thread (the device must not be started): begin sets up
+ * I/O on the calling thread (a device without an I/O thread): begin sets up
  * the io_uring and treats every enabled queue as empty of requests in
  * flight; kick takes all available requests of queue `q` and queues their
  * I/O; poll submits what is queued, reaps completions (blocking for one if

@@ -13,8 +13,9 @@
  * offloads: frames that need a checksum get it in software, segmentation
  * offload frames (GSO) are dropped and counted.
  *
- * Threading: each device has one I/O thread from creation to destruction.
- * It waits (epoll) on the TX and RX kick eventfds, the back end's poll_fd()
+ * Threading: each device has one I/O thread from creation to destruction
+ * (keel-netN, or keel-natN with a NAT attachment: the sandbox's filters
+ * differ).  It waits (epoll) on the TX and RX kick eventfds, the back end's poll_fd()
  * (with its timeout_ms()), and a control eventfd, and is the only thread
  * that touches the back end and, while the device is started, the queues.
  * Everything else reaches it through the control channel: a list of
@@ -24,9 +25,15 @@
  *     no longer touches guest memory.  The thread never takes vdev->lock.
  *   - attachment changes: the new back end is created on the caller's
  *     thread (errors returned, the old attachment kept), the thread swaps
- *     and destroys the old one, then takes the link down for
- *     VIRTIO_NET_RELINK_MS and up again (a config interrupt each time) so
- *     that the guest renews its DHCP lease;
+ *     and hands the old one back to the caller, which destroys it (a
+ *     bridged TAP leaves its bridge through a socket, which the thread's
+ *     filter forbids), then takes the link down for VIRTIO_NET_RELINK_MS
+ *     and up again (a config interrupt each time) so that the guest
+ *     renews its DHCP lease.  When the new attachment needs another
+ *     filter (NAT to TAP or back) with the sandbox on, the thread is
+ *     replaced: the caller starts a new one with the new filter, held
+ *     until the old one has made the swap and ended (handoff); requests
+ *     queued meanwhile go to the new thread;
  *   - link up/down, port forwards (NAT only), statistics.
  * Interrupts are raised with virtio_dev_notify() (lock-free) and
  * transport->notify_config; a broken ring is handed to the VM's event
@@ -109,7 +116,9 @@ enum ctl_op {
 
 struct ctl_req {
 	enum ctl_op op;
-	struct net_backend *be;         /* CTL_SWAP */
+	struct net_backend *be;         /* CTL_SWAP: the new one */
+	struct net_backend *old;        /* CTL_SWAP: the one replaced, for the caller */
+	bool handoff;                   /* CTL_SWAP: the thread ends after it */
 	bool up;                        /* CTL_LINK */
 	const struct net_forward *fwd;  /* CTL_*_FWD */
 	int rc;
@@ -147,8 +156,11 @@ struct virtio_net {
 
 	/* The thread and its control channel. */
 	bool threaded;
-	pthread_t thread;
+	pthread_t thread;               /* under ctl_lock */
 	bool thread_running;
+	enum sandbox_class cls;         /* the thread's filter */
+	bool held;                      /* a new thread waits for the old one to end */
+	pthread_mutex_t swap_lock;      /* one attachment change at a time */
 	int epfd;
 	int ctl_fd;
 	pthread_mutex_t ctl_lock;
@@ -584,7 +596,9 @@ static void ctl_exec(struct virtio_net *n, struct ctl_req *r)
 		be_unwatch(n);
 		n->be_dropped += old->dropped;
 		n->be = r->be;
-		old->ops->destroy(old);
+		r->old = old;
+		if (r->handoff)
+			n->exit = true;
 		set_offloads(n);
 		n->rx_retry = true;
 		if (n->user_link) {
@@ -631,17 +645,22 @@ static void ctl_exec(struct virtio_net *n, struct ctl_req *r)
 /* Runs `r` on the I/O thread (or here without one) and waits for it. */
 static int ctl_call(struct virtio_net *n, struct ctl_req *r, keel_error **err)
 {
+	bool here;
+
 	r->done = false;
 	r->err = NULL;
 	r->next = NULL;
-	if (!n->threaded || !n->thread_running || pthread_equal(pthread_self(), n->thread)) {
+	pthread_mutex_lock(&n->ctl_lock);
+	here = !n->threaded || !n->thread_running || pthread_equal(pthread_self(), n->thread);
+	if (!here) {
+		*n->ctl_tail = r;
+		n->ctl_tail = &r->next;
+	}
+	pthread_mutex_unlock(&n->ctl_lock);
+	if (here) {
 		/* No thread, or on it (a log callback calling back): run here. */
 		ctl_exec(n, r);
 	} else {
-		pthread_mutex_lock(&n->ctl_lock);
-		*n->ctl_tail = r;
-		n->ctl_tail = &r->next;
-		pthread_mutex_unlock(&n->ctl_lock);
 		efd_signal(n->ctl_fd);
 		pthread_mutex_lock(&n->ctl_lock);
 		while (!r->done)
@@ -674,6 +693,18 @@ static void ctl_run(struct virtio_net *n)
 		ctl_exec(n, r);
 		pthread_mutex_lock(&n->ctl_lock);
 		r->done = true;
+		if (r->op == CTL_SWAP && r->handoff && list) {
+			/* Handed off: the rest is the next thread's. */
+			struct ctl_req **last = &list;
+
+			while (*last)
+				last = &(*last)->next;
+			*last = n->ctl_head;
+			if (!n->ctl_head)
+				n->ctl_tail = last;
+			n->ctl_head = list;
+			list = NULL;
+		}
 		pthread_cond_broadcast(&n->ctl_cond);
 		pthread_mutex_unlock(&n->ctl_lock);
 	}
@@ -766,6 +797,11 @@ static void *net_thread(void *opaque)
 {
 	struct virtio_net *n = opaque;
 
+	pthread_mutex_lock(&n->ctl_lock);
+	while (n->held)                 /* the thread this one replaces still runs */
+		pthread_cond_wait(&n->ctl_cond, &n->ctl_lock);
+	pthread_mutex_unlock(&n->ctl_lock);
+	ctl_run(n);                     /* what was queued meanwhile */
 	while (!n->exit) {
 		struct epoll_event evs[8];
 		int timeout, nev;
@@ -831,14 +867,42 @@ static void net_stop(struct virtio_dev *vdev)
 	ctl_call(n, &r, NULL);
 }
 
+/* The filter a back end needs on the NIC's thread. */
+static enum sandbox_class att_class(const struct keel_network_attachment *att)
+{
+	return att->kind == NET_NAT ? SANDBOX_NAT : SANDBOX_NET;
+}
+
+/*
+ * Starts the I/O thread with filter `cls`; a `held` one waits for
+ * release_thread() before it touches anything (a handoff).
+ */
+static int start_thread(struct virtio_net *n, enum sandbox_class cls, bool held, pthread_t *t,
+			keel_error **err)
+{
+	char name[16];
+	const struct thread_spec spec = { .name = name, .sandbox = n->vdev.ctx->sandbox, .cls = cls };
+
+	snprintf(name, sizeof(name), "keel-%s%d", cls == SANDBOX_NAT ? "nat" : "net", n->index);
+	n->held = held;
+	if (thread_spawn(t, &spec, net_thread, n, err) < 0) {
+		n->held = false;
+		err_prefix(err, "%s: cannot start its I/O thread", n->name);
+		return -1;
+	}
+	return 0;
+}
+
 static void net_free(struct virtio_net *n)
 {
 	if (n->thread_running) {
 		struct ctl_req r = { .op = CTL_EXIT };
 
+		pthread_mutex_lock(&n->swap_lock);     /* no handoff half done */
 		ctl_call(n, &r, NULL);
 		pthread_join(n->thread, NULL);
 		n->thread_running = false;
+		pthread_mutex_unlock(&n->swap_lock);
 	}
 	if (n->be)
 		n->be->ops->destroy(n->be);
@@ -848,6 +912,7 @@ static void net_free(struct virtio_net *n)
 		close(n->ctl_fd);
 	pthread_mutex_destroy(&n->ctl_lock);
 	pthread_cond_destroy(&n->ctl_cond);
+	pthread_mutex_destroy(&n->swap_lock);
 	free(n->chain);
 	free(n->scratch);
 	free(n);
@@ -886,7 +951,6 @@ struct virtio_net *virtio_net_new(struct devctx *ctx, int index,
 {
 	struct virtio_net *n;
 	uint64_t features;
-	int rc;
 
 	if (!cfg || !cfg->att)
 		return err_set(err, KEEL_ERR_INVALID, "network device %d has no attachment", index),
@@ -903,6 +967,7 @@ struct virtio_net *virtio_net_new(struct devctx *ctx, int index,
 	n->ctl_tail = &n->ctl_head;
 	pthread_mutex_init(&n->ctl_lock, NULL);
 	pthread_cond_init(&n->ctl_cond, NULL);
+	pthread_mutex_init(&n->swap_lock, NULL);
 	snprintf(n->name, sizeof(n->name), "virtio-net%d", index);
 	memcpy(n->mac, mac, 6);
 
@@ -936,12 +1001,9 @@ struct virtio_net *virtio_net_new(struct devctx *ctx, int index,
 		    epoll_add(n, n->vdev.kick_fd[TXQ], EV_TX, err) < 0 ||
 		    epoll_add(n, n->vdev.kick_fd[RXQ], EV_RX, err) < 0)
 			goto fail_vdev;
-		rc = thread_start(&n->thread, net_thread, n);
-		if (rc) {
-			err_errno(err, KEEL_ERR_NOMEM, rc, "%s: cannot start the I/O thread", n->name);
+		n->cls = att_class(cfg->att);
+		if (start_thread(n, n->cls, false, &n->thread, err) < 0)
 			goto fail_vdev;
-		}
-		pthread_setname_np(n->thread, "keel-net");
 		n->thread_running = true;
 	}
 	log_msg(&ctx->log, KEEL_LOG_DEBUG, "%s: MAC %02x:%02x:%02x:%02x:%02x:%02x%s", n->name, n->mac[0],
@@ -965,13 +1027,43 @@ int virtio_net_set_attachment(struct virtio_net *n, const struct keel_network_at
 			      keel_error **err)
 {
 	struct ctl_req r = { .op = CTL_SWAP };
+	enum sandbox_class cls = att_class(att);
+	pthread_t next, prev;
+	int rc;
 
 	r.be = net_backend_create(&n->vdev.ctx->log, n->name, att, n->mac, net_rx, n, err);
 	if (!r.be) {
 		err_prefix(err, "network device %d", n->index);
 		return -1;
 	}
-	return ctl_call(n, &r, err);
+	pthread_mutex_lock(&n->swap_lock);
+	r.handoff = n->threaded && n->thread_running && cls != n->cls &&
+		    n->vdev.ctx->sandbox != KEEL_SANDBOX_OFF;
+	/* The new thread first: if it cannot start, nothing has changed. */
+	if (r.handoff && start_thread(n, cls, true, &next, err) < 0) {
+		pthread_mutex_unlock(&n->swap_lock);
+		r.be->ops->destroy(r.be);
+		return -1;
+	}
+	rc = ctl_call(n, &r, err);
+	if (r.handoff) {
+		pthread_mutex_lock(&n->ctl_lock);
+		prev = n->thread;
+		pthread_mutex_unlock(&n->ctl_lock);
+		pthread_join(prev, NULL);
+		pthread_mutex_lock(&n->ctl_lock);
+		n->thread = next;
+		n->cls = cls;
+		n->exit = false;
+		n->held = false;
+		pthread_cond_broadcast(&n->ctl_cond);
+		pthread_mutex_unlock(&n->ctl_lock);
+		efd_signal(n->ctl_fd);
+	}
+	pthread_mutex_unlock(&n->swap_lock);
+	if (r.old)
+		r.old->ops->destroy(r.old);
+	return rc;
 }
 
 int virtio_net_set_link(struct virtio_net *n, bool up, keel_error **err)

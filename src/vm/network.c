@@ -12,6 +12,7 @@
 #include "board/machine.h"
 #include "config/config.h"
 #include "core/error.h"
+#include "core/sandbox.h"
 #include "virtio/net.h"
 #include "vm/vm.h"
 
@@ -35,6 +36,9 @@ int keel_vm_set_network_attachment(keel_vm *vm, unsigned int index, keel_network
 		err_set(err, KEEL_ERR_INVALID, "network device %u: no attachment given", index);
 		goto out;
 	}
+	/* The new back end opens sockets or a TAP, maybe loads libslirp. */
+	if (sandbox_refuse_filtered("keel_vm_set_network_attachment()", err) < 0)
+		goto out;
 	snprintf(what, sizeof(what), "network device %u", index);
 	if (net_attachment_validate(att, what, err) < 0)
 		goto out;

@@ -19,6 +19,7 @@
 
 #include "board/machine.h"
 #include "core/loop.h"
+#include "core/sandbox.h"
 #include "core/util.h"
 #include "vm/vm.h"
 #include "x86/vcpu.h"
@@ -133,6 +134,21 @@ static void request_stop(void *owner, keel_stop_reason reason, keel_error *detai
 
 static const struct devctx_ops vm_devctx_ops = { .request_stop = request_stop };
 
+/* vcpu_ops: a vCPU thread waits here between runs. */
+static bool vcpu_wait_run(void *owner, unsigned int *gen)
+{
+	struct keel_vm *vm = owner;
+	bool go;
+
+	pthread_mutex_lock(&vm->lock);
+	while (vm->run_gen == *gen && !vm->exiting)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	go = !vm->exiting;
+	*gen = vm->run_gen;
+	pthread_mutex_unlock(&vm->lock);
+	return go;
+}
+
 /* vcpu_ops: a vCPU thread waits here while the VM is paused. */
 static bool vcpu_wait_runnable(void *owner)
 {
@@ -209,29 +225,24 @@ static void stuck_tick(void *opaque, uint32_t events)
 }
 
 static const struct vcpu_ops vm_vcpu_ops = {
+	.wait_run = vcpu_wait_run,
 	.wait_runnable = vcpu_wait_runnable,
 	.left = vcpu_left,
 	.stuck = vcpu_stuck,
 };
 
 /*
- * Starts every vCPU thread; called with vm->lock held and the run flags
- * cleared.  On failure the started threads are told to stop.
+ * Starts a run on every vCPU thread; called with vm->lock held and the run
+ * flags cleared.  The threads live from keel_vm_new() to keel_vm_free():
+ * the event thread, which restarts a rebooting guest under its sandbox
+ * filter, could not start new ones.
  */
 static int vm_start_vcpus(struct keel_vm *vm, keel_error **err)
 {
+	(void)err;
 	vm->vcpus_running = (int)vm->cfg.cpus;
-	for (unsigned int i = 0; i < vm->cfg.cpus; i++) {
-		if (vcpu_start(&vm->vcpus[i], err) < 0) {
-			vm->vcpus_running -= (int)(vm->cfg.cpus - i);
-			vm->stop_requested = true;
-			if (vm->reason == KEEL_STOP_NONE)
-				vm->reason = KEEL_STOP_INTERNAL_ERROR;
-			if (vm->vcpus_running == 0)
-				efd_signal(vm->control_fd);
-			return -1;
-		}
-	}
+	vm->run_gen++;
+	pthread_cond_broadcast(&vm->cond);
 	return 0;
 }
 
@@ -274,8 +285,6 @@ static void vm_collect(struct keel_vm *vm)
 		return;
 	}
 	pthread_mutex_unlock(&vm->lock);
-	for (unsigned int i = 0; i < vm->cfg.cpus; i++)
-		vcpu_join(&vm->vcpus[i]);
 
 	pthread_mutex_lock(&vm->lock);
 	restart = vm->cfg.reset_action == KEEL_RESET_RESTART && vm->state != KEEL_VM_STOPPING &&
@@ -341,9 +350,11 @@ static int vm_init(struct keel_vm *vm, const keel_config *cfg, keel_error **err)
 				    .it_interval = { .tv_sec = STUCK_PERIOD_S },
 				    .it_value = { .tv_sec = STUCK_PERIOD_S } }, NULL) < 0)
 		return err_errno(err, KEEL_ERR_IO, errno, "cannot create a timer");
+	if (sandbox_prepare(vm->cfg.sandbox, err) < 0)
+		return -1;
 	if (kvm_open(&vm->kvm, err) < 0 || kvm_create_vm(&vm->kvm, err) < 0)
 		return -1;
-	if (!(vm->loop = loop_new(err)) || loop_start(vm->loop, err) < 0)
+	if (!(vm->loop = loop_new(err)) || loop_start(vm->loop, vm->cfg.sandbox, err) < 0)
 		return -1;
 	if (loop_add(vm->loop, vm->control_fd, EPOLLIN, vm_control_cb, vm, err) < 0 ||
 	    loop_add(vm->loop, vm->notify_fd, EPOLLIN, vm_notify_cb, vm, err) < 0 ||
@@ -361,7 +372,12 @@ static int vm_init(struct keel_vm *vm, const keel_config *cfg, keel_error **err)
 			      vm, err) < 0)
 			return -1;
 	}
-	return machine_load(vm->machine, vm->vcpus, false, err);
+	if (machine_load(vm->machine, vm->vcpus, false, err) < 0)
+		return -1;
+	for (unsigned int i = 0; i < vm->cfg.cpus; i++)
+		if (vcpu_start(&vm->vcpus[i], vm->cfg.sandbox, err) < 0)
+			return -1;
+	return 0;
 }
 
 keel_vm *keel_vm_new(const keel_config *cfg, keel_error **err)
@@ -373,6 +389,8 @@ keel_vm *keel_vm_new(const keel_config *cfg, keel_error **err)
 		err_set(err, KEEL_ERR_INVALID, "no configuration given");
 		return NULL;
 	}
+	if (sandbox_refuse_filtered("keel_vm_new()", err) < 0)
+		return NULL;
 	if (keel_config_validate(cfg, err) < 0)
 		return NULL;
 	vm = calloc(1, sizeof(*vm));
@@ -412,6 +430,10 @@ void keel_vm_free(keel_vm *vm)
 		loop_del(vm->loop, vm->notify_fd);
 		loop_del(vm->loop, vm->stuck_fd);
 	}
+	pthread_mutex_lock(&vm->lock);
+	vm->exiting = true;             /* the vCPU threads end */
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
 	if (vm->vcpus)
 		for (unsigned int i = 0; i < vm->cfg.cpus; i++)
 			vcpu_fini(&vm->vcpus[i]);
@@ -445,6 +467,9 @@ int keel_vm_start(keel_vm *vm, keel_error **err)
 	bool reload;
 	int ret;
 
+	/* The reload needs what the event thread's filter allows, no more. */
+	if (sandbox_current() >= 0 && sandbox_current() != SANDBOX_EVENT)
+		return sandbox_refuse_filtered("keel_vm_start()", err);
 	pthread_mutex_lock(&vm->lock);
 	if (vm->state != KEEL_VM_STOPPED && vm->state != KEEL_VM_ERROR) {
 		ret = state_error(vm, err, "start");

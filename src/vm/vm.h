@@ -35,6 +35,8 @@ struct keel_vm {
 	keel_error *stop_err;           /* details for abnormal ends */
 	bool stop_requested;            /* vCPUs must leave KVM_RUN */
 	bool pause_requested;
+	unsigned int run_gen;           /* runs started: vCPU threads wait for the next */
+	bool exiting;                   /* keel_vm_free(): vCPU threads end */
 	int vcpus_running;              /* threads inside the run loop */
 	int vcpus_parked;               /* of those, waiting while paused */
 	int control_fd;                 /* eventfd: a run ended, handled on the loop */

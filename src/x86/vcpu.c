@@ -193,18 +193,12 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 	}
 }
 
-static void *vcpu_thread(void *arg)
+/* One run: KVM_RUN until the VM ends the run or an exit ends it. */
+static void vcpu_run(struct vcpu *vcpu)
 {
-	struct vcpu *vcpu = arg;
-	sigset_t set;
-	char name[16];
-
-	snprintf(name, sizeof(name), "keel-vcpu%u", vcpu->id);
-	pthread_setname_np(pthread_self(), name);
-	sigemptyset(&set);
-	sigaddset(&set, VCPU_KICK_SIGNAL);
-	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-
+	/* A kick that came between runs asked nothing of this one. */
+	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&vcpu->stuck_query, false, __ATOMIC_SEQ_CST);
 	while (vcpu->ops->wait_runnable(vcpu->owner)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
@@ -220,23 +214,36 @@ static void *vcpu_thread(void *arg)
 		if (!vcpu_handle_exit(vcpu))
 			break;
 	}
+}
 
-	vcpu->ops->left(vcpu->owner);
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	unsigned int gen = 0;
+	sigset_t set;
+
+	/* Born with every signal blocked (thread_spawn): only the kick comes in. */
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (vcpu->ops->wait_run(vcpu->owner, &gen)) {
+		vcpu_run(vcpu);
+		vcpu->ops->left(vcpu->owner);
+	}
 	return NULL;
 }
 
-int vcpu_start(struct vcpu *vcpu, keel_error **err)
+int vcpu_start(struct vcpu *vcpu, int sandbox, keel_error **err)
 {
-	sigset_t all, old;
-	int ret;
+	char name[16];
+	const struct thread_spec spec = { .name = name, .sandbox = sandbox, .cls = SANDBOX_VCPU };
 
-	/* Born with every signal blocked; the thread unblocks only the kick. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = thread_start(&vcpu->thread, vcpu_thread, vcpu);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ret)
-		return err_errno(err, KEEL_ERR_NOMEM, ret, "cannot start vCPU %u's thread", vcpu->id);
+	snprintf(name, sizeof(name), "keel-vcpu%u", vcpu->id);
+	if (thread_spawn(&vcpu->thread, &spec, vcpu_thread, vcpu, err) < 0) {
+		err_prefix(err, "vCPU %u", vcpu->id);
+		return -1;
+	}
 	vcpu->thread_live = true;
 	return 0;
 }
@@ -262,5 +269,4 @@ void vcpu_join(struct vcpu *vcpu)
 		return;
 	pthread_join(vcpu->thread, NULL);
 	vcpu->thread_live = false;
-	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 }

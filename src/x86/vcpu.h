@@ -17,9 +17,14 @@ struct kvm_run;
  * stays in the core (vm/vm.c), the run loop here.
  */
 struct vcpu_ops {
+	/*
+	 * Between runs: blocks until the run after `*gen` starts (true, *gen
+	 * updated) or the VM goes away (false: the thread ends).
+	 */
+	bool (*wait_run)(void *owner, unsigned int *gen);
 	/* Blocks while the VM is paused; false when the vCPU must leave its loop. */
 	bool (*wait_runnable)(void *owner);
-	/* The thread leaves its loop (the last one to leave ends the run). */
+	/* The thread leaves the run (the last one to leave ends it). */
 	void (*left)(void *owner);
 	/* Answer to vcpu_query_stuck(): whether the vCPU waits for good (x86_vcpu_stuck). */
 	void (*stuck)(void *owner, unsigned int id, bool stuck);
@@ -42,8 +47,14 @@ struct vcpu {
 /* vCPU `id` at power-on (x86_vcpu_setup); its thread starts in vcpu_start(). */
 int vcpu_init(struct vcpu *vcpu, struct kvm *kvm, struct devctx *ctx, unsigned int id,
 	      const struct vcpu_ops *ops, void *owner, keel_error **err);
+/* Joins the thread (ops->wait_run must have said false) and releases the vCPU. */
 void vcpu_fini(struct vcpu *vcpu);
-int vcpu_start(struct vcpu *vcpu, keel_error **err);
+/*
+ * Starts the vCPU's thread (keel-vcpuN, sandboxed per `sandbox`), which
+ * lives until the VM goes: it waits in ops->wait_run between runs, so no
+ * thread is started when the guest reboots (a filtered thread could not).
+ */
+int vcpu_start(struct vcpu *vcpu, int sandbox, keel_error **err);
 /* Makes the vCPU leave KVM_RUN soon (it then looks at the VM's requests). */
 void vcpu_kick(struct vcpu *vcpu);
 /* Kicks the vCPU, which then answers through ops->stuck from its thread. */

@@ -4,6 +4,12 @@
  *
  *   test-api HELLO_ELF SPIN_ELF
  *
+ * Every VM runs with the sandbox on (keel_config_set_sandbox), or in the
+ * mode $KEEL_SANDBOX names (on, log, off).  test_sandbox() checks that a
+ * forbidden call from a keel thread (the state callback, on the event
+ * thread) kills the process with the line that names it, and in log mode
+ * fails with ENOSYS while the VM goes on.
+ *
  * HELLO_ELF (guest/tests/hello.c) prints "keel hello", its checks and
  * "KEEL-TEST-END", then resets the machine.  SPIN_ELF (guest/tests/spin.c)
  * prints "SPIN" and then "TICK n" about every 100 ms forever.
@@ -18,11 +24,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +39,7 @@
 
 static int n_tests, n_fail;
 static const char *hello_path, *spin_path;
+static keel_sandbox_mode sandbox_mode = KEEL_SANDBOX_ON;
 
 static void check(int ok, const char *what, const char *fmt, ...)
 {
@@ -400,6 +410,7 @@ static keel_config *make_config(const char *kernel, const char *cmdline,
 	}
 	keel_config_set_cpu_count(cfg, 1);
 	keel_config_set_memory_size(cfg, 64ULL << 20);
+	keel_config_set_sandbox(cfg, sandbox_mode);
 	bl = keel_linux_boot_loader_new(kernel, &err);
 	if (!bl) {
 		printf("# keel_linux_boot_loader_new(%s): %s\n", kernel, msg(err));
@@ -892,6 +903,110 @@ static void test_two_vms(void)
 	}
 }
 
+/* ------------------------------------------------------------------ sandbox */
+
+/* What the state callback of a sandboxed VM tries, and saw. */
+static int cb_socket_errno = -1;
+
+static void forbidden_cb(keel_vm *vm, keel_vm_state state, void *opaque)
+{
+	int fd;
+
+	if (state != KEEL_VM_RUNNING || cb_socket_errno >= 0)
+		return;
+	/* The event thread's filter has no socket(): killed, or ENOSYS in log mode. */
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	cb_socket_errno = fd < 0 ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * In a child process: a VM over HELLO_ELF in `mode` whose state callback
+ * calls socket() once the VM runs.  The child exits 0 when the VM ended
+ * with the guest's reset and the callback saw ENOSYS, 1 otherwise (if it
+ * is still alive).  Returns the child's wait status; its stderr in `out`.
+ */
+static int run_forbidden(keel_sandbox_mode mode, char *out, size_t out_len)
+{
+	int p[2], status = 0;
+	size_t n = 0;
+	ssize_t r;
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		keel_serial_attachment *att = keel_serial_attachment_new_fds(-1, -1, NULL);
+		keel_config *cfg = make_config(hello_path, NULL, att, KEEL_RESET_STOP);
+		keel_error *err = NULL;
+		keel_stop_reason why;
+		keel_vm *vm;
+
+		dup2(p[1], STDERR_FILENO);
+		close(p[0]);
+		if (!cfg)
+			_exit(2);
+		keel_config_set_sandbox(cfg, mode);
+		vm = keel_vm_new(cfg, &err);
+		keel_config_free(cfg);
+		if (!vm) {
+			fprintf(stderr, "keel_vm_new: %s\n", msg(err));
+			_exit(keel_error_get_code(err) == KEEL_ERR_KVM ? 77 : 2);
+		}
+		keel_vm_set_state_callback(vm, forbidden_cb, NULL);
+		if (keel_vm_start(vm, &err) < 0) {
+			fprintf(stderr, "keel_vm_start: %s\n", msg(err));
+			_exit(2);
+		}
+		why = keel_vm_wait(vm, WAIT_MS, NULL);
+		fprintf(stderr, "child: VM ended: %s; socket() in the callback: %s\n",
+			keel_stop_reason_name(why), strerror(cb_socket_errno));
+		keel_vm_free(vm);
+		_exit(why == KEEL_STOP_RESET && cb_socket_errno == ENOSYS ? 0 : 1);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		return -1;
+	}
+	while ((r = read(p[0], out + n, out_len - 1 - n)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	return status;
+}
+
+static void test_sandbox(void)
+{
+	static const char line[] = "keel: sandbox: keel-event called socket (41), which its filter forbids; ";
+	char out[4096];
+	int st;
+
+	st = run_forbidden(KEEL_SANDBOX_ON, out, sizeof(out));
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+		note("sandbox: skipped (no usable KVM): %s", out);
+		return;
+	}
+	check(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGSYS,
+	      "sandbox on: a forbidden call from the state callback ends the process with status 128+SIGSYS",
+	      "wait status 0x%x, stderr: %s", st, out);
+	check(strstr(out, line) && strstr(out, "killing the process\n") &&
+	      !strstr(out, "child: VM ended"),
+	      "sandbox on: one line names the thread and the call",
+	      "stderr: %s", out);
+
+	st = run_forbidden(KEEL_SANDBOX_LOG, out, sizeof(out));
+	check(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "sandbox log mode: the call fails with ENOSYS and the VM goes on to the guest's reset",
+	      "wait status 0x%x, stderr: %s", st, out);
+	check(strstr(out, line) && strstr(out, "it fails with ENOSYS (log mode)\n"),
+	      "sandbox log mode: the line says the call failed", "stderr: %s", out);
+}
+
 /* Limits only the host knows: checked by validation, before anything is allocated. */
 static void test_host_limits(void)
 {
@@ -923,8 +1038,16 @@ int main(int argc, char **argv)
 	hello_path = argv[1];
 	spin_path = argv[2];
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (getenv("KEEL_SANDBOX") && !strcmp(getenv("KEEL_SANDBOX"), "log"))
+		sandbox_mode = KEEL_SANDBOX_LOG;
+	else if (getenv("KEEL_SANDBOX") && !strcmp(getenv("KEEL_SANDBOX"), "off"))
+		sandbox_mode = KEEL_SANDBOX_OFF;
 	check(keel_version() && keel_version()[0], "keel_version", "empty");
-	note("keel %s", keel_version());
+	note("keel %s, sandbox %s", keel_version(), sandbox_mode == KEEL_SANDBOX_ON ? "on" :
+	     sandbox_mode == KEEL_SANDBOX_LOG ? "log" : "off");
+
+	/* First, while this process has no thread of its own to fork with. */
+	test_sandbox();
 
 	test_lifecycle();
 	test_pause_resume();

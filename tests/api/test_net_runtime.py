@@ -10,8 +10,13 @@ socketpair whose other end this script drives as a tiny Ethernet host
 (answers ARP for 192.168.77.1, sends UDP to 192.168.77.2:7): echo over A,
 keel_vm_set_network_attachment to socketpair B (echo over B, nothing more on
 A), keel_vm_set_network_link down/up, keel_vm_get_network_stats, errors.
+Then to NAT and back to socketpair C: with the sandbox on, each of those
+changes replaces the NIC's I/O thread (NAT's filter differs), and the echo
+goes on over C.
 Part 2: a second VM on NAT with DHCP: keel_vm_add_port_forward while it
 runs, echo from a host UDP socket, keel_vm_remove_port_forward, no echo.
+
+Both VMs run with the sandbox on, or in the mode $KEEL_SANDBOX names.
 
 Prints TAP; exits 0 (all passed), 1 (a failure) or 77 (no usable KVM).
 """
@@ -30,6 +35,8 @@ KEEL_ERR_UNSUPPORTED = 10
 KEEL_NET_TCP, KEEL_NET_UDP = 0, 1
 KEEL_NET_DGRAM = 0
 KEEL_VM_RUNNING = 2
+SANDBOX_MODES = {'off': 0, 'on': 1, 'log': 2}
+SANDBOX = SANDBOX_MODES.get(os.environ.get('KEEL_SANDBOX') or 'on', 1)
 
 GUEST_MAC = bytes.fromhex('525400123456')
 PEER_MAC = bytes.fromhex('02004b45454c')
@@ -63,6 +70,7 @@ def load(path):
         'keel_config_set_boot_loader': (None, [P, P]),
         'keel_config_add_serial_port': (None, [P, P]),
         'keel_config_add_network_device': (None, [P, P]),
+        'keel_config_set_sandbox': (None, [P, ctypes.c_int]),
         'keel_vm_new': (P, [P, ERRP]),
         'keel_vm_free': (None, [P]),
         'keel_vm_start': (ctypes.c_int, [P, ERRP]),
@@ -343,6 +351,7 @@ def make_vm(api, guest, cmdline, att, serial, mac=GUEST_MAC):
     try:
         lib.keel_config_set_cpu_count(cfg, 1)
         lib.keel_config_set_memory_size(cfg, 128 << 20)
+        lib.keel_config_set_sandbox(cfg, SANDBOX)
         bl = api.ptr('keel_linux_boot_loader_new', guest.encode())
         lib.keel_linux_boot_loader_set_cmdline(bl, cmdline.encode())
         lib.keel_config_set_boot_loader(cfg, bl)
@@ -495,6 +504,41 @@ def part_socket(api, guest, tap):
                    'add_port_forward on a socket attachment: KEEL_ERR_UNSUPPORTED', e)
         ok = B.echo(b'still-alive', 10)
         tap.ok(ok, 'echo over B still works after the failed calls')
+
+        # 6. to NAT and back to a socket: the I/O thread is replaced each time
+        try:
+            api.rc('keel_vm_set_network_attachment', vm, 0, api.ptr('keel_nat_attachment_new'))
+            tap.ok(True, 'keel_vm_set_network_attachment(NAT) on a running VM')
+        except KeelError as e:
+            tap.ok(False, 'keel_vm_set_network_attachment(NAT) on a running VM', e)
+        try:
+            s3 = stats(api, vm)
+            api.rc('keel_vm_set_network_link', vm, 0, True)
+            tap.ok(s3[0] >= s2[0], 'stats and link calls on NAT', 's2=%r s3=%r' % (s2, s3))
+        except KeelError as e:
+            tap.ok(False, 'stats and link calls on NAT', e)
+        # A port forward opens a host socket on the NIC's thread: NAT's filter.
+        hp = free_udp_port()
+        try:
+            api.rc('keel_vm_add_port_forward', vm, 0, KEEL_NET_UDP, b'127.0.0.1', hp,
+                   ECHO_PORT)
+            api.rc('keel_vm_remove_port_forward', vm, 0, KEEL_NET_UDP, b'127.0.0.1', hp)
+            tap.ok(True, 'port forward added and removed on the NAT attachment')
+        except KeelError as e:
+            tap.ok(False, 'port forward added and removed on the NAT attachment', e)
+        c_host, c_vm = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        C = EthHost(c_host, 'C')
+        att_c = api.ptr('keel_socket_attachment_new', c_vm.fileno(), KEEL_NET_DGRAM)
+        c_vm.close()
+        try:
+            api.rc('keel_vm_set_network_attachment', vm, 0, att_c)
+            tap.ok(True, 'keel_vm_set_network_attachment(socketpair C) after NAT')
+        except KeelError as e:
+            tap.ok(False, 'keel_vm_set_network_attachment(socketpair C) after NAT', e)
+        t0 = time.monotonic()
+        ok = C.echo(b'over-C-1', 15)
+        tap.ok(ok, 'echo over socketpair C after NAT (%.2f s)' % (time.monotonic() - t0),
+               serial.tail())
         tap.ok(lib.keel_vm_get_state(vm) == KEEL_VM_RUNNING, 'socket VM still running')
     finally:
         finish(api, vm, tap, 'socket VM')

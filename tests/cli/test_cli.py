@@ -9,8 +9,8 @@ keel = sys.argv[1]
 failures = 0
 
 
-def run(*args):
-    p = subprocess.run([keel, *args], capture_output=True, text=True, timeout=30)
+def run(*args, env=None):
+    p = subprocess.run([keel, *args], capture_output=True, text=True, timeout=30, env=env)
     return p.returncode, p.stdout + p.stderr
 
 
@@ -67,6 +67,16 @@ with tempfile.TemporaryDirectory() as d:
            "--serial 'socket:/nonexistent-dir/s': cannot listen on '/nonexistent-dir/s'")
     expect(["run", "--kernel", junk, "--on-reset", "explode"], 2, "expected stop or restart")
     expect(["run", "--kernel", junk, "extra"], 2, "unexpected argument 'extra'")
+    expect(["run", "--kernel", junk, "--sandbox=maybe"], 2, "--sandbox=maybe: expected on, log or off")
+    expect(["run", "--kernel", junk, "--user", "no-such-user-here"], 2,
+           "--user 'no-such-user-here': no user no-such-user-here")
+    expect(["run", "--kernel", junk, "--user", "65534:no-such-group-here"], 2,
+           "no group no-such-group-here")
+    expect(["run", "--kernel", junk, "--user", "65534:"], 2, "expected USER or USER:GROUP")
+    expect(["run", "--help"], 0, "--no-sandbox")
+    # The sandbox is checked by validation, after the kernel: these reach it.
+    for opt in ("--sandbox", "--sandbox=log", "--sandbox=off", "--no-sandbox"):
+        expect(["run", "--kernel", junk, opt], 1, "not a kernel image")
     # Errors from the library's validation, printed as they are.
     expect(["run", "--kernel", os.path.join(d, "nope")], 1, "No such file or directory")
     expect(["run", "--kernel", junk], 1, "not a kernel image")
@@ -93,6 +103,13 @@ with tempfile.TemporaryDirectory() as d:
                 "nat,hostfwd=tcp::8022-:22,hostfwd=tcp::8022-:23"], 1, "forwarded twice")
         expect(["run", "--kernel", kernel, "--net", "nat,mac=01:00:00:00:00:01"], 1,
                "is a multicast address")
+
+    rc, out = run("run", "--kernel", junk, env=dict(os.environ, KEEL_SANDBOX="sometimes"))
+    if rc != 2 or "KEEL_SANDBOX='sometimes': expected on, log or off" not in out:
+        failures += 1
+        print(f"FAIL KEEL_SANDBOX=sometimes: exit {rc}, output {out!r}")
+    else:
+        print("ok   KEEL_SANDBOX=sometimes -> 2")
 
 print(f"{failures} failure(s)")
 sys.exit(1 if failures else 0)

@@ -79,7 +79,7 @@ void fake_vm_start_loop(struct fake_vm *vm)
 	keel_error *err = NULL;
 
 	vm->ctx.loop = loop_new(&err);
-	if (!vm->ctx.loop || loop_start(vm->ctx.loop, &err))
+	if (!vm->ctx.loop || loop_start(vm->ctx.loop, KEEL_SANDBOX_OFF, &err))
 		die(err);
 }
 

@@ -5,10 +5,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -244,7 +246,7 @@ static void test_io(keel_cache_mode cache, keel_sync_mode sync)
 	}
 	fd_for_check = open(path, O_RDONLY);
 	CHECK(fd_for_check >= 0);
-	CHECK(disk_ring_init(&ring, &img, 128, 0, on_complete, NULL, &log, &err) == 0);
+	CHECK(disk_ring_init(&ring, &img, 128, 0, true, on_complete, NULL, &log, &err) == 0);
 	CHECK(err == NULL);
 
 	CHECK(posix_memalign((void **)&mem, 4096, 64 * 1024) == 0);
@@ -384,7 +386,7 @@ static void test_io(keel_cache_mode cache, keel_sync_mode sync)
 	/* Read-only: writes of every kind are refused, reads and flushes work. */
 	att.read_only = true;
 	CHECK(disk_image_open(&img, &att, &err) == 0);
-	CHECK(disk_ring_init(&ring, &img, 8, 0, on_complete, NULL, &log, &err) == 0);
+	CHECK(disk_ring_init(&ring, &img, 8, 0, true, on_complete, NULL, &log, &err) == 0);
 	iov[0] = (struct iovec){ a, 512 };
 	req = (struct disk_req){ .op = DISK_WRITE, .offset = 0, .len = 512, .iov = iov,
 				 .iovcnt = 1 };
@@ -404,6 +406,72 @@ static void test_io(keel_cache_mode cache, keel_sync_mode sync)
 	free(mem);
 }
 
+/* The ring's own operations (user_data below DISK_USER_DATA_MIN): results by user_data. */
+static int ev_res[8];
+static bool ev_seen[8];
+
+static void on_event(void *opaque, uint64_t ud, int res, uint32_t flags)
+{
+	if (ud < 8) {
+		ev_res[ud] = res;
+		ev_seen[ud] = true;
+	}
+}
+
+static void wait_event(struct disk_ring *r, unsigned int ud)
+{
+	for (int i = 0; i < 100 && !ev_seen[ud]; i++) {
+		CHECK(disk_ring_submit(r, true) == 0);
+		disk_ring_reap(r);
+	}
+	CHECK(ev_seen[ud]);
+}
+
+/*
+ * The kernel refuses what keel's rings are not for: operations the
+ * sandbox's filters could not see (IORING_OP_OPENAT) and any other, while
+ * keel's own (a poll here) go through.
+ */
+static void test_restrictions(void)
+{
+	const char *path = tmp_path("io.img");
+	struct keel_storage_attachment att = att_for(path, false, KEEL_SYNC_FULL, KEEL_CACHE_HOST);
+	struct disk_image img;
+	struct disk_ring ring;
+	struct done_log log = { 0 };
+	struct io_uring_sqe *sqe;
+	keel_error *err = NULL;
+	uint64_t one = 1;
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	CHECK(disk_image_open(&img, &att, &err) == 0);
+	CHECK(disk_ring_init(&ring, &img, 8, 3, true, on_complete, on_event, &log, &err) == 0);
+	CHECK(err == NULL);
+	CHECK(ring.restricted);
+	sqe = disk_ring_get_sqe(&ring);
+	io_uring_prep_openat(sqe, AT_FDCWD, "/etc/passwd", O_RDONLY, 0);
+	io_uring_sqe_set_data64(sqe, 1);
+	wait_event(&ring, 1);
+	CHECK(ev_res[1] == -EACCES);
+	sqe = disk_ring_get_sqe(&ring);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, 2);
+	wait_event(&ring, 2);
+	CHECK(ev_res[2] == -EACCES);
+	CHECK(write(efd, &one, sizeof(one)) == sizeof(one));
+	sqe = disk_ring_get_sqe(&ring);
+	io_uring_prep_poll_add(sqe, efd, POLLIN);
+	io_uring_sqe_set_data64(sqe, 3);
+	wait_event(&ring, 3);
+	CHECK(ev_res[3] > 0);
+	/* No register operation either, once enabled. */
+	CHECK(io_uring_register_eventfd(&ring.uring, efd) == -EACCES);
+	disk_ring_fini(&ring);
+	disk_image_close(&img);
+	close(efd);
+	printf("ok io_uring restrictions\n");
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/keel-test-block.XXXXXX");
@@ -416,6 +484,7 @@ int main(void)
 	test_io(KEEL_CACHE_HOST, KEEL_SYNC_DATA);
 	test_io(KEEL_CACHE_HOST, KEEL_SYNC_NONE);
 	test_io(KEEL_CACHE_DIRECT, KEEL_SYNC_FULL);
+	test_restrictions();
 
 	unlink(tmp_path("odd.img"));
 	unlink(tmp_path("empty.img"));

@@ -607,6 +607,7 @@ static void test_device(bool threaded)
 	env.vdev = virtio_blk_vdev(blk);
 	setup_queue(env.vdev, false);
 	if (threaded) {
+		CHECK(virtio_blk_start_thread(blk, &err) == 0);
 		CHECK(env.vdev->ops->start(env.vdev, &err) == 0);
 	} else {
 		CHECK(virtio_blk_io_begin(blk, &err) == 0);
