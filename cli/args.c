@@ -22,6 +22,13 @@ void cli_usage(FILE *stream)
 		"  -c, --cpus N             virtual CPUs (default 1)\n"
 		"  -m, --memory SIZE        guest RAM: 512M, 2G, or a number of MiB (default 128M)\n"
 		"  -k, --kernel PATH        kernel: bzImage or PVH ELF (vmlinux)\n"
+		"      --efi                boot UEFI firmware (Debian's OVMF) instead: it boots\n"
+		"                           what the disks hold\n"
+		"      --firmware PATH      with --efi: another UEFI firmware code image\n"
+		"      --efi-vars PATH      with --efi: the variable store (NVRAM) file; without\n"
+		"                           it, variables last for this run only\n"
+		"      --efi-vars-create    make the store from the firmware's template when\n"
+		"                           PATH does not exist yet\n"
 		"  -i, --initrd PATH        initial RAM disk\n"
 		"  -a, --cmdline STRING     kernel command line\n"
 		"  -s, --serial SPEC        next serial port (COM1..COM4): stdio, file:PATH, none\n"
@@ -90,7 +97,8 @@ bool cli_parse_size(const char *s, uint64_t *size)
 
 enum {
 	OPT_ON_RESET = 256, OPT_HUGEPAGES, OPT_RNG, OPT_CONSOLE, OPT_TRANSPORT, OPT_STOP_TIMEOUT,
-	OPT_SANDBOX, OPT_NO_SANDBOX, OPT_USER,
+	OPT_SANDBOX, OPT_NO_SANDBOX, OPT_USER, OPT_EFI, OPT_FIRMWARE, OPT_EFI_VARS,
+	OPT_EFI_VARS_CREATE,
 };
 
 /* "on", "log" or "off" (NULL: "on"); false for anything else. */
@@ -136,6 +144,10 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 		{ "sandbox", optional_argument, NULL, OPT_SANDBOX },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "user", required_argument, NULL, OPT_USER },
+		{ "efi", no_argument, NULL, OPT_EFI },
+		{ "firmware", required_argument, NULL, OPT_FIRMWARE },
+		{ "efi-vars", required_argument, NULL, OPT_EFI_VARS },
+		{ "efi-vars-create", no_argument, NULL, OPT_EFI_VARS_CREATE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -274,6 +286,10 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 		case OPT_USER:
 			run->user = optarg;
 			break;
+		case OPT_EFI: run->efi = true; break;
+		case OPT_FIRMWARE: run->firmware = optarg; break;
+		case OPT_EFI_VARS: run->efi_vars = optarg; break;
+		case OPT_EFI_VARS_CREATE: run->efi_vars_create = true; break;
 		case 'h':
 			cli_usage(stdout);
 			exit(0);
@@ -286,8 +302,20 @@ int cli_parse_run(int argc, char **argv, struct cli_run *run)
 		fprintf(stderr, "keel: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
-	if (!run->kernel) {
-		fprintf(stderr, "keel: --kernel is required\n");
+	if (!run->efi && (run->firmware || run->efi_vars || run->efi_vars_create)) {
+		fprintf(stderr, "keel: --firmware, --efi-vars and --efi-vars-create go with --efi\n");
+		return -1;
+	}
+	if (run->efi_vars_create && !run->efi_vars) {
+		fprintf(stderr, "keel: --efi-vars-create needs --efi-vars PATH\n");
+		return -1;
+	}
+	if (run->efi && (run->kernel || run->initrd || *run->cmdline)) {
+		fprintf(stderr, "keel: --efi boots what the disks hold: no --kernel, --initrd or --cmdline\n");
+		return -1;
+	}
+	if (!run->kernel && !run->efi) {
+		fprintf(stderr, "keel: --kernel (or --efi) is required\n");
 		return -1;
 	}
 	if (!run->nr_serial)
@@ -306,6 +334,31 @@ static keel_serial_attachment *serial_option(const char *opt, const char *spec, 
 	return att;
 }
 
+/* --efi: the firmware and its variable store (opened, or made from the template on first use). */
+static keel_boot_loader *efi_boot_loader(const struct cli_run *run, keel_error **err)
+{
+	keel_boot_loader *bl = keel_efi_boot_loader_new(run->firmware, err);
+	keel_efi_variable_store *store = NULL;
+
+	if (!bl || !run->efi_vars)
+		return bl;
+	if (run->efi_vars_create && access(run->efi_vars, F_OK) < 0 && errno == ENOENT) {
+		/* Another firmware needs its own template: make the store with the API. */
+		if (run->firmware && strcmp(run->firmware, KEEL_EFI_FIRMWARE))
+			fprintf(stderr, "keel: --efi-vars-create uses Debian's template %s\n",
+				KEEL_EFI_VARS_TEMPLATE);
+		store = keel_efi_variable_store_create(run->efi_vars, NULL, false, err);
+	} else {
+		store = keel_efi_variable_store_open(run->efi_vars, err);
+	}
+	if (!store) {
+		keel_boot_loader_free(bl);
+		return NULL;
+	}
+	keel_efi_boot_loader_set_variable_store(bl, store);
+	return bl;
+}
+
 keel_config *cli_build_config(const struct cli_run *run, keel_error **err)
 {
 	keel_config *cfg = keel_config_new(err);
@@ -318,7 +371,7 @@ keel_config *cli_build_config(const struct cli_run *run, keel_error **err)
 	keel_config_set_hugepages(cfg, run->hugepages);
 	keel_config_set_reset_action(cfg, run->on_reset);
 	keel_config_set_sandbox(cfg, run->sandbox);
-	bl = keel_linux_boot_loader_new(run->kernel, err);
+	bl = run->efi ? efi_boot_loader(run, err) : keel_linux_boot_loader_new(run->kernel, err);
 	if (!bl)
 		goto fail;
 	keel_linux_boot_loader_set_initrd(bl, run->initrd);

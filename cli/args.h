@@ -16,6 +16,10 @@ struct cli_run {
 	unsigned int cpus;
 	uint64_t memory;
 	const char *kernel;
+	bool efi;               /* --efi: UEFI firmware instead of a kernel */
+	const char *firmware;   /* --firmware (NULL: Debian's OVMF) */
+	const char *efi_vars;   /* --efi-vars: the variable store */
+	bool efi_vars_create;   /* --efi-vars-create: make the store if it is missing */
 	const char *initrd;
 	const char *cmdline;
 	const char *serial[CLI_MAX_SERIAL];

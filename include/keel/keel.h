@@ -116,6 +116,49 @@ KEEL_API void keel_linux_boot_loader_set_initrd(keel_boot_loader *bl, const char
 KEEL_API void keel_linux_boot_loader_set_cmdline(keel_boot_loader *bl, const char *cmdline);
 KEEL_API void keel_boot_loader_free(keel_boot_loader *bl);
 
+/*
+ * UEFI firmware: boots whatever the disks hold (GRUB, systemd-boot, Linux's
+ * EFI stub, the UEFI shell) with stock OVMF, unmodified: its code image is
+ * mapped read-only below 4 GiB and the vCPUs start from the architectural
+ * reset state.  `firmware_path` NULL means Debian's OVMF
+ * (KEEL_EFI_FIRMWARE, package `ovmf`); a missing one is reported with the
+ * package to install.  Without a variable store the firmware's variables
+ * live in RAM for that run, starting from Debian's template (a firmware of
+ * your own needs a store).  The firmware's boot choices (BootOrder,
+ * BootNext) are its own: keel never rewrites variables.
+ */
+#define KEEL_EFI_FIRMWARE       "/usr/share/OVMF/OVMF_CODE_4M.fd"
+#define KEEL_EFI_VARS_TEMPLATE  "/usr/share/OVMF/OVMF_VARS_4M.fd"
+KEEL_API keel_boot_loader *keel_efi_boot_loader_new(const char *firmware_path, keel_error **err);
+
+/*
+ * The firmware's non-volatile variables (NVRAM), kept in a file between
+ * runs, as Virtualization.framework's VZEFIVariableStore: the firmware sees
+ * it as the flash it programs, every program or erase reaches the file
+ * before the firmware sees it complete, and the file is locked against a
+ * second VM while one runs.
+ */
+typedef struct keel_efi_variable_store keel_efi_variable_store;
+/* An existing store: a firmware volume file made from a VARS template. */
+KEEL_API keel_efi_variable_store *keel_efi_variable_store_open(const char *path, keel_error **err);
+/*
+ * Creates a store at `path` as a copy of `template_path` (NULL:
+ * KEEL_EFI_VARS_TEMPLATE).  An existing file is an error
+ * (KEEL_ERR_STATE) unless `allow_overwrite`.
+ */
+KEEL_API keel_efi_variable_store *keel_efi_variable_store_create(const char *path,
+								 const char *template_path,
+								 bool allow_overwrite,
+								 keel_error **err);
+KEEL_API void keel_efi_variable_store_free(keel_efi_variable_store *store);
+/*
+ * The store the firmware uses (takes ownership).  Its size must fit the
+ * firmware (a 4 MiB OVMF build has a 528 KiB store: code and store fill the
+ * flash); keel_config_validate() checks.
+ */
+KEEL_API void keel_efi_boot_loader_set_variable_store(keel_boot_loader *bl,
+						      keel_efi_variable_store *store);
+
 /* ------------------------------------------------------------------ storage */
 
 /*

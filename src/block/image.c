@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "block/image.h"
+#include "core/file_lock.h"
 
 #define DISK_ZERO_CHUNK (64 * 1024)
 #define DISK_BOUNCE_MAX (64ULL << 20)   /* largest misaligned O_DIRECT request */
@@ -52,37 +53,6 @@ enum {
 	ZM_ZERO_RANGE,
 	ZM_WRITE,
 };
-
-static int lock_image(struct disk_image *img, keel_error **err)
-{
-	struct flock fl = {
-		.l_type = img->read_only ? F_RDLCK : F_WRLCK,
-		.l_whence = SEEK_SET,
-		.l_start = 0,
-		.l_len = 0,
-	};
-	struct flock holder;
-	int e;
-
-	if (fcntl(img->fd, F_OFD_SETLK, &fl) == 0)
-		return 0;
-	e = errno;
-	if (e != EAGAIN && e != EACCES)
-		return err_errno(err, err_code_from_errno(e), e, "cannot lock disk image '%s'",
-				 img->path);
-	holder = fl;
-	if (fcntl(img->fd, F_OFD_GETLK, &holder) < 0 || holder.l_type == F_UNLCK)
-		return err_set(err, KEEL_ERR_STATE,
-			       "disk image '%s' is locked by another process or VM", img->path);
-	if (holder.l_pid > 0)
-		return err_set(err, KEEL_ERR_STATE,
-			       "disk image '%s' is locked by another process (pid %d) for %s",
-			       img->path, (int)holder.l_pid,
-			       holder.l_type == F_WRLCK ? "writing" : "reading");
-	return err_set(err, KEEL_ERR_STATE,
-		       "disk image '%s' is locked by another open file description (possibly another keel VM) for %s",
-		       img->path, holder.l_type == F_WRLCK ? "writing" : "reading");
-}
 
 /* O_DIRECT: learns the alignment and checks that a read works. */
 static int setup_direct(struct disk_image *img, keel_error **err)
@@ -237,7 +207,7 @@ int disk_image_open(struct disk_image *img, const struct keel_storage_attachment
 			"disk image '%s' is neither a regular file nor a block device", img->path);
 		goto fail;
 	}
-	if (lock_image(img, err) < 0)
+	if (file_lock(img->fd, !img->read_only, "disk image", img->path, err) < 0)
 		goto fail;
 	if (check_size(img->path, img->size, err) < 0)
 		goto fail;

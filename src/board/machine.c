@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "acpi/acpi.h"
+#include "board/firmware.h"
 #include "board/machine.h"
 #include "boot/boot.h"
 #include "bus/bus.h"
@@ -56,7 +57,15 @@ struct machine {
 	int nr_nics;
 	struct x86_platform_state *power_on;    /* irqchip and PIT, restored on reset */
 	struct boot_files boot;                 /* read again at every reboot */
+	struct firmware *firmware;              /* UEFI boots: flash and fw_cfg */
 };
+
+static bool is_efi(const struct machine *m)
+{
+	return m->cfg->boot->kind == BOOT_EFI;
+}
+
+static int create_firmware(struct machine *m, keel_error **err);
 
 static int create_memory(struct machine *m, keel_error **err)
 {
@@ -65,7 +74,7 @@ static int create_memory(struct machine *m, keel_error **err)
 	for (int i = 0; i < m->mem.nr_regions; i++) {
 		struct mem_region *r = &m->mem.region[i];
 
-		if (kvm_set_memory(m->kvm, (uint32_t)i, r->gpa, r->size, r->host, err) < 0)
+		if (kvm_set_memory(m->kvm, (uint32_t)i, r->gpa, r->size, r->host, false, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -120,10 +129,12 @@ static int create_nic(struct machine *m, int index, keel_error **err)
 static int create_devices(struct machine *m, keel_error **err)
 {
 	const struct vm_config *c = m->cfg;
+	/* Firmware assigns BARs itself, where an ECAM window would be in the way. */
 	const struct pci_windows win = {
 		.io_base = LAYOUT_PCI_IO, .io_size = LAYOUT_PCI_IO_SIZE,
 		.mem_base = LAYOUT_PCI_MMIO32, .mem_size = LAYOUT_PCI_MMIO32_SIZE,
-		.ecam_base = LAYOUT_PCI_ECAM, .ecam_size = LAYOUT_PCI_ECAM_SIZE,
+		.ecam_base = is_efi(m) ? 0 : LAYOUT_PCI_ECAM,
+		.ecam_size = is_efi(m) ? 0 : LAYOUT_PCI_ECAM_SIZE,
 	};
 
 	const struct piix_config chipset = {
@@ -172,7 +183,8 @@ struct machine *machine_new(const struct vm_config *cfg, struct kvm *kvm, struct
 		.mem = &m->mem, .loop = loop, .kvm = kvm, .irq = &m->irq, .nr_cpus = cfg->cpus,
 		.sandbox = cfg->sandbox, .ops = ops, .owner = owner,
 	};
-	if (boot_files_open(&m->boot, cfg->boot->kernel, cfg->boot->initrd, err) < 0)
+	if (cfg->boot->kind == BOOT_LINUX &&
+	    boot_files_open(&m->boot, cfg->boot->kernel, cfg->boot->initrd, err) < 0)
 		goto fail;
 	if (create_memory(m, err) < 0)
 		goto fail;
@@ -181,6 +193,8 @@ struct machine *machine_new(const struct vm_config *cfg, struct kvm *kvm, struct
 	if (irq_routing_init(&m->irq, kvm, err) < 0)
 		goto fail;
 	if (create_devices(m, err) < 0)
+		goto fail;
+	if (is_efi(m) && create_firmware(m, err) < 0)
 		goto fail;
 	if (!(m->power_on = x86_platform_save(kvm, err)))
 		goto fail;
@@ -195,6 +209,7 @@ void machine_free(struct machine *m)
 	if (!m)
 		return;
 	devctx_destroy_devices(&m->ctx);
+	firmware_free(m->firmware);
 	x86_platform_state_free(m->power_on);
 	irq_routing_fini(&m->irq);
 	bus_free(m->ctx.pio);
@@ -222,18 +237,25 @@ struct virtio_net *machine_nic(struct machine *m, unsigned int index, keel_error
 	return m->nics[index];
 }
 
-void machine_default_mac(const struct vm_config *cfg, int index, uint8_t mac[6])
+/*
+ * FNV-1a 64 of what identifies the machine (its identifier, else the path
+ * of what it boots: the kernel, or the firmware's variable store) and of
+ * `salt`: stable across boots, different per purpose.
+ */
+static uint64_t identity_hash(const struct vm_config *cfg, uint32_t salt)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;     /* FNV-1a 64 */
+	const struct keel_boot_loader *bl = cfg->boot;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	uint32_t le = htole32(salt);
 	const uint8_t *p;
 	size_t len;
-	uint32_t idx = htole32((uint32_t)index);
 
 	if (cfg->has_machine_id) {
 		p = cfg->machine_id;
 		len = sizeof(cfg->machine_id);
 	} else {
-		const char *k = cfg->boot && cfg->boot->kernel ? cfg->boot->kernel : "";
+		const char *k = !bl ? "" : bl->kernel ? bl->kernel : bl->vars ? bl->vars :
+				bl->firmware ? bl->firmware : "";
 
 		p = (const uint8_t *)k;
 		len = strlen(k);
@@ -242,13 +264,37 @@ void machine_default_mac(const struct vm_config *cfg, int index, uint8_t mac[6])
 		h ^= p[i];
 		h *= 0x100000001b3ULL;
 	}
-	for (size_t i = 0; i < sizeof(idx); i++) {
-		h ^= ((const uint8_t *)&idx)[i];
+	for (size_t i = 0; i < sizeof(le); i++) {
+		h ^= ((const uint8_t *)&le)[i];
 		h *= 0x100000001b3ULL;
 	}
+	return h;
+}
+
+void machine_default_mac(const struct vm_config *cfg, int index, uint8_t mac[6])
+{
+	uint64_t h = identity_hash(cfg, (uint32_t)index);
+
 	mac[0] = 0x02;                          /* locally administered, unicast */
 	for (int i = 1; i < 6; i++)
 		mac[i] = (uint8_t)(h >> (8 * (i - 1)));
+}
+
+/* The SMBIOS system UUID: the machine identifier, or a version 4 UUID derived as above. */
+static void machine_uuid(const struct vm_config *cfg, uint8_t uuid[16])
+{
+	if (cfg->has_machine_id) {
+		memcpy(uuid, cfg->machine_id, 16);
+		return;
+	}
+	for (int half = 0; half < 2; half++) {
+		uint64_t h = identity_hash(cfg, 0x55554944u + (uint32_t)half);
+
+		for (int i = 0; i < 8; i++)
+			uuid[half * 8 + i] = (uint8_t)(h >> (8 * i));
+	}
+	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40);
+	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
 }
 
 int machine_cmdline(const char *cmdline, int nr_mmio, char *buf, size_t len)
@@ -280,13 +326,15 @@ static int write_mptable(struct machine *m, keel_error **err)
  * The board as ACPI describes it: the same facts the devices were built
  * with (layout, chipset, INTx wiring, legacy devices, virtio-mmio windows).
  */
-static int build_acpi(struct machine *m, struct acpi_tables *t, keel_error **err)
+static int build_acpi(void *opaque, struct acpi_tables *t, keel_error **err)
 {
+	struct machine *m = opaque;
 	struct pci_intx_route intx[PCI_MAX_SLOTS];
 	struct acpi_pci_route routes[PCI_MAX_SLOTS];
 	struct acpi_mmio_dev mmio[MMIO_MAX_DEVICES];
 	int nr_routes = pci_intx_routes(m->pci, intx, PCI_MAX_SLOTS);
-	const struct acpi_board board = {
+	uint64_t low_end = m->mem.region[0].gpa + m->mem.region[0].size;
+	struct acpi_board board = {
 		.nr_cpus = m->cfg->cpus,
 		.lapic_addr = LAYOUT_LAPIC, .ioapic_addr = LAYOUT_IOAPIC,
 		.ioapic_id = (uint8_t)m->cfg->cpus,     /* as the MP table says */
@@ -300,6 +348,16 @@ static int build_acpi(struct machine *m, struct acpi_tables *t, keel_error **err
 		.mmio = mmio, .nr_mmio = m->nr_mmio,
 	};
 
+	/*
+	 * Firmware assigns BARs itself, anywhere from the top of low RAM up to
+	 * the IOAPIC (as OVMF does on QEMU's pc machine, whose _CRS this is);
+	 * keel's devices have 32-bit BARs only, so there is no 64-bit window.
+	 */
+	if (is_efi(m)) {
+		board.ecam_base = board.ecam_size = 0;
+		board.pci_mem32_base = low_end;
+		board.pci_mem32_size = LAYOUT_IOAPIC - low_end;
+	}
 	for (int i = 0; i < nr_routes; i++)
 		routes[i] = (struct acpi_pci_route){ .slot = intx[i].slot, .pin = intx[i].pin,
 						     .gsi = intx[i].gsi };
@@ -333,6 +391,30 @@ static uint64_t place_acpi(struct machine *m, keel_error **err)
 	return ret < 0 ? 0 : rsdp;
 }
 
+static int create_firmware(struct machine *m, keel_error **err)
+{
+	struct firmware_config fc = {
+		.bl = m->cfg->boot, .nr_cpus = m->cfg->cpus, .mem_size = m->cfg->mem_size,
+		.version = KEEL_VERSION, .build_acpi = build_acpi, .opaque = m,
+	};
+
+	machine_uuid(m->cfg, fc.uuid);
+	m->firmware = firmware_new(&m->ctx, &fc, err);
+	return m->firmware ? 0 : -1;
+}
+
+/* The vCPUs as after RESET: the boot vCPU at the reset vector, the others waiting for a SIPI. */
+static int load_firmware(struct machine *m, struct vcpu *vcpus, keel_error **err)
+{
+	firmware_reset(m->firmware);
+	if (x86_vcpu_set_reset(vcpus[0].fd, err) < 0)
+		return -1;
+	for (unsigned int i = 1; i < m->cfg->cpus; i++)
+		if (x86_vcpu_set_waiting(vcpus[i].fd, i, err) < 0)
+			return -1;
+	return 0;
+}
+
 int machine_load(struct machine *m, struct vcpu *vcpus, bool reload, keel_error **err)
 {
 	const struct keel_boot_loader *bl = m->cfg->boot;
@@ -350,6 +432,8 @@ int machine_load(struct machine *m, struct vcpu *vcpus, bool reload, keel_error 
 			if (x86_vcpu_setup(m->kvm, vcpus[i].fd, i, m->cfg->cpus, err) < 0)
 				return -1;
 	}
+	if (is_efi(m))
+		return load_firmware(m, vcpus, err);
 	x86_write_boot_tables(&m->mem);
 	if (write_mptable(m, err) < 0 || !(rsdp = place_acpi(m, err)))
 		return -1;

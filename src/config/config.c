@@ -198,23 +198,33 @@ void keel_boot_loader_free(keel_boot_loader *bl)
 	free(bl->kernel);
 	free(bl->initrd);
 	free(bl->cmdline);
+	free(bl->firmware);
+	free(bl->vars);
+	free(bl->vars_template);
 	free(bl);
+}
+
+/* A copy of an optional string; false when it could not be made. */
+static bool dup_opt(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return !src || *dst;
 }
 
 static keel_boot_loader *boot_loader_dup(const keel_boot_loader *src, keel_error **err)
 {
-	keel_boot_loader *bl = keel_linux_boot_loader_new(src->kernel, err);
+	keel_boot_loader *bl = calloc(1, sizeof(*bl));
 
-	if (!bl)
-		return NULL;
-	keel_linux_boot_loader_set_cmdline(bl, src->cmdline);
-	keel_linux_boot_loader_set_initrd(bl, src->initrd);
-	if (strcmp(bl->cmdline, src->cmdline) || (!src->initrd) != (!bl->initrd)) {
-		keel_boot_loader_free(bl);
-		err_set(err, KEEL_ERR_NOMEM, "out of memory copying the boot loader");
-		return NULL;
+	if (bl) {
+		bl->kind = src->kind;
+		if (dup_opt(&bl->kernel, src->kernel) && dup_opt(&bl->initrd, src->initrd) &&
+		    dup_opt(&bl->cmdline, src->cmdline) && dup_opt(&bl->firmware, src->firmware) &&
+		    dup_opt(&bl->vars, src->vars) && dup_opt(&bl->vars_template, src->vars_template))
+			return bl;
 	}
-	return bl;
+	keel_boot_loader_free(bl);
+	err_set(err, KEEL_ERR_NOMEM, "out of memory copying the boot loader");
+	return NULL;
 }
 
 int vm_config_copy(struct vm_config *dst, const struct vm_config *src, keel_error **err)
@@ -263,6 +273,8 @@ static int validate_boot(const keel_boot_loader *bl, keel_error **err)
 	if (!bl)
 		return err_set(err, KEEL_ERR_INVALID,
 			       "no boot loader configured: set one with keel_config_set_boot_loader()");
+	if (bl->kind == BOOT_EFI)
+		return efi_validate(bl, err);
 	if (check_readable_file("kernel", bl->kernel, err) < 0)
 		return -1;
 	if (boot_probe_file(bl->kernel, &fmt, err) < 0)
@@ -312,6 +324,10 @@ int vm_config_validate(const struct vm_config *c, keel_error **err)
 		return -1;
 	if (devices_validate(c, err) < 0)
 		return -1;
+	/* The firmware assigns PCI resources where a virtio-mmio window would be. */
+	if (c->boot->kind == BOOT_EFI && c->transport == KEEL_VIRTIO_MMIO)
+		return err_set(err, KEEL_ERR_UNSUPPORTED,
+			       "the virtio-mmio transport is for direct kernel boots: UEFI firmware takes virtio devices over PCI");
 	if (sandbox_check(c->sandbox, err) < 0)
 		return -1;
 

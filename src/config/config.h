@@ -13,6 +13,11 @@ int vm_config_validate(const struct vm_config *cfg, keel_error **err);
 struct keel_serial_attachment *serial_attachment_dup(const struct keel_serial_attachment *src,
 						     keel_error **err);
 
+/* UEFI (config/efi.c): firmware, store and their fit; a flash volume file's size. */
+int efi_validate(const struct keel_boot_loader *bl, keel_error **err);
+int efi_volume_check(const char *what, const char *path, bool writable, uint64_t *size,
+		     keel_error **err);
+
 /* Device configurations (config/devices.c). */
 int dev_list_add(struct dev_list *l, void *item);
 int devices_copy(struct vm_config *dst, const struct vm_config *src, keel_error **err);

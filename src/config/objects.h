@@ -31,13 +31,21 @@ struct keel_serial_attachment {
 
 enum boot_kind {
 	BOOT_LINUX,
+	BOOT_EFI,
 };
 
 struct keel_boot_loader {
 	enum boot_kind kind;
-	char *kernel;
+	char *kernel;           /* BOOT_LINUX */
 	char *initrd;           /* NULL: none */
 	char *cmdline;          /* never NULL */
+	char *firmware;         /* BOOT_EFI: the code image (OVMF_CODE) */
+	char *vars;             /* BOOT_EFI: the variable store; NULL: in RAM, from the template */
+	char *vars_template;    /* BOOT_EFI without a store */
+};
+
+struct keel_efi_variable_store {
+	char *path;
 };
 
 struct keel_storage_attachment {

@@ -161,12 +161,14 @@ static const struct sb_val vcpu_ioctls[] = {
 	V(KVM_GET_REGS),                /* ... and error reports */
 	V(KVM_GET_SREGS),
 	V(KVM_TRANSLATE),
+	V(KVM_SET_USER_MEMORY_REGION),  /* UEFI flash: its array leaves and returns */
 };
 
 static const struct sb_rule vcpu_rules[] = {
 	IN(ioctl, 1, vcpu_ioctls),
 	ANY(timerfd_settime),           /* RTC and PM timer registers */
 	ANY(epoll_ctl),                 /* input flow control */
+	ANY(msync),                     /* UEFI variable store written */
 };
 
 /*
@@ -191,9 +193,11 @@ static const struct sb_val event_ioctls[] = {
 	V(KVM_SET_REGS),
 	V(KVM_GET_MP_STATE),
 	V(KVM_SET_MP_STATE),
+	V(KVM_SET_USER_MEMORY_REGION),  /* UEFI flash back in read-array mode */
 };
 
 static const struct sb_rule event_rules[] = {
+	ANY(msync),
 	ANY(epoll_wait),
 	ANY(epoll_ctl),
 	ANY(timerfd_settime),

@@ -135,10 +135,11 @@ void kvm_close(struct kvm *kvm)
 }
 
 int kvm_set_memory(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size, void *host,
-		   keel_error **err)
+		   bool read_only, keel_error **err)
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
+		.flags = read_only ? KVM_MEM_READONLY : 0,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)host,

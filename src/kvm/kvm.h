@@ -3,6 +3,7 @@
 #ifndef KEEL_KVM_KVM_H
 #define KEEL_KVM_KVM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -29,8 +30,12 @@ int kvm_create_vm(struct kvm *kvm, keel_error **err);
 void kvm_close(struct kvm *kvm);
 /* Guest physical address bits KVM offers (CPUID 0x80000008; 36 without it). */
 unsigned int kvm_phys_bits(const struct kvm *kvm);
+/*
+ * Maps host memory at `gpa` as memory slot `slot` (size 0 removes the
+ * slot).  read_only: guest writes exit as MMIO (KVM_MEM_READONLY).
+ */
 int kvm_set_memory(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size, void *host,
-		   keel_error **err);
+		   bool read_only, keel_error **err);
 int kvm_irq_line(struct kvm *kvm, unsigned int gsi, int level);
 
 #endif

@@ -262,6 +262,35 @@ int x86_vcpu_set_entry(int fd, const struct boot_entry *entry, keel_error **err)
 	return 0;
 }
 
+int x86_vcpu_set_reset(int fd, keel_error **err)
+{
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+	struct kvm_segment data = { .limit = 0xffff, .type = 3, .present = 1, .s = 1 };
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = { .rip = 0xfff0, .rflags = 2 };
+
+	if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0)
+		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_GET_SREGS failed");
+	/* Real mode at F000:FFF0 with CS based at 0xFFFF0000: the last 16 bytes below 4 GiB. */
+	sregs.cs = (struct kvm_segment){ .base = 0xffff0000, .limit = 0xffff, .selector = 0xf000,
+					 .type = 11, .present = 1, .s = 1 };
+	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
+	sregs.tr = (struct kvm_segment){ .limit = 0xffff, .type = 11, .present = 1 };
+	sregs.ldt = (struct kvm_segment){ .limit = 0xffff, .type = 2, .present = 1 };
+	sregs.gdt = (struct kvm_dtable){ .limit = 0xffff };
+	sregs.idt = (struct kvm_dtable){ .limit = 0xffff };
+	sregs.cr0 = X86_CR0_ET | (1ULL << 29) | (1ULL << 30);      /* CD and NW, as after RESET */
+	sregs.cr2 = sregs.cr3 = sregs.cr4 = 0;
+	sregs.efer = 0;
+	if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0)
+		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_SREGS failed");
+	if (ioctl(fd, KVM_SET_REGS, &regs) < 0)
+		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_REGS failed");
+	if (ioctl(fd, KVM_SET_MP_STATE, &mp) < 0)
+		return err_errno(err, KEEL_ERR_KVM, errno, "KVM_SET_MP_STATE failed");
+	return 0;
+}
+
 bool x86_vcpu_stuck(int fd)
 {
 	struct kvm_mp_state mp;

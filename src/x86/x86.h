@@ -28,6 +28,8 @@ int x86_vcpu_set_entry(int fd, const struct boot_entry *entry, keel_error **err)
  * vCPU's own thread, between runs.
  */
 bool x86_vcpu_stuck(int fd);
+/* The boot vCPU as after RESET: real mode at F000:FFF0 (firmware boots). */
+int x86_vcpu_set_reset(int fd, keel_error **err);
 /* APs wait for INIT/SIPI from the guest, as on real hardware. */
 int x86_vcpu_set_waiting(int fd, unsigned int id, keel_error **err);
 /* GDT and identity page tables that BOOT_MODE_LONG64 entries use. */
