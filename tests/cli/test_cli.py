@@ -34,7 +34,7 @@ with tempfile.TemporaryDirectory() as d:
     expect(["--version"], 0, "keel 0.")
     expect([], 2, "usage")
     expect(["frobnicate"], 2, "unknown command 'frobnicate'")
-    expect(["run"], 2, "--kernel is required")
+    expect(["run"], 2, "--kernel (or --efi) is required")
     expect(["run", "--kernel", junk, "--cpus", "two"], 2, "--cpus 'two': not a number")
     expect(["run", "--kernel", junk, "--memory", "12X"], 2, "--memory '12X': not a size")
     expect(["run", "--kernel", junk, "--serial", "tcp:1"], 2, "expected stdio, file:PATH, socket:PATH, fd:N or none")
